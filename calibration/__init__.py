@@ -1,0 +1,1 @@
+"""Calibration of the mpsim model against reported figures."""

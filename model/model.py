@@ -1,0 +1,441 @@
+r"""The rules of the mini-program race, in the order they run each weekly step.
+
+A step ``t`` is one week (``model/calendar.py`` says why). Notation: :math:`\sigma` is
+the logistic function, :math:`N` the number of user agents, :math:`p` a platform
+(WeChat or Alipay), :math:`s` a merchant sector. Parameter names are those of
+``model/params.py``.
+
+1. **App users** (input). User *i* uses app *p* from step ``app_from[p][i]``, drawn so
+   that the expected share of people using *p* follows the logistic curve fitted to the
+   reported app figures, :math:`K_p / (1 + e^{-(y - m_p)/w_p})` over the population.
+   Alipay users pay with Alipay.
+
+2. **WeChat Pay and red envelopes.** A WeChat user without WeChat Pay, with
+   :math:`k_i` friends who have it, binds a card this week with probability
+
+   .. math:: 1 - (1 - h)\,(1 - q\,a)^{k_i}
+
+   where *h* = ``wechat_pay.organic_weekly``, *a* = ``red_envelope.activation_prob``
+   and the per-tie sending probability *q* is ``send_prob * strength`` in Spring
+   Festival week and ``send_prob * strength * everyday_factor`` in other weeks (from
+   ``red_envelope.first_year``). Participants in festival week, sender or receiver:
+   :math:`1 - (1 - [\text{pay}_i](1 - (1-q)^{f_i}))\,(1-q)^{k_i}` with :math:`f_i`
+   WeChat friends.
+
+3. **Traffic sharing.** From ``traffic_sharing.start`` the listed Alibaba apps open one
+   after another over ``ramp_weeks``. Users of an opened app can reach Alipay mini
+   programs without the Alipay app; merchants count them as reach.
+
+4. **Merchants choose** (cross-side effect on merchants). Each merchant reviews its
+   platforms with probability ``merchants.review_weekly``; a reviewing merchant of
+   sector *s* has a mini program on *p* with probability
+
+   .. math:: \sigma\big(\beta\,\phi_{s,p}\,R_p - c_s (1 - \delta\,[\text{on other}])
+             + \alpha\,[p = \text{Alipay and accepts Alipay}]\big)
+
+   where :math:`R_p` is last week's reach (monthly mini-program users plus
+   ``potential_reach_weight`` times the other users who can reach *p*, as a share of
+   the population; 0 before *p* opens to users), :math:`\beta` = ``reach_sensitivity``, :math:`\phi` the sector's
+   fit, :math:`c_s` its build cost, :math:`\delta` = ``multihoming_discount`` and
+   :math:`\alpha` = ``alipay_merchant_advantage``. WeChat opens to merchants at its
+   launch, Alipay at its beta.
+
+5. **Users discover mini programs** (cross-side effect on users). The catalogue value
+   of *p* is :math:`V_p = \sum_s n_s \sqrt{c_{p,s}}`, with :math:`n_s` the sector's
+   need weight and :math:`c_{p,s}` the share of the sector's merchants on *p*
+   (Alipay's citizen services are at least ``first_party_catalog``). A user who can
+   reach *p* and has never used its mini programs tries one this week with probability
+   :math:`1 - e^{-\lambda_i}`,
+
+   .. math:: \lambda_i = d_p V_p (1 + l\,[\text{pays on } p]) + e\,o_i + w_i
+
+   with *d* = ``discovery_weekly_<p>``, *l* = ``pay_discovery_lift``, *e* =
+   ``traffic_sharing.exposure_weekly``, :math:`o_i` the number of opened Alibaba apps
+   *i* uses (Alipay only) and :math:`w_i = -\ln(1 - \text{wufu.discovery\_rate})` for
+   Alipay users in Spring Festival week. On Alipay's launch day a share
+   ``first_party_coverage`` of Alipay users become mini-program users at once.
+
+6. **Users use mini programs.** A mini-program user of *p* uses one on a typical day
+   of the week with probability
+
+   .. math:: u_{i,p} = \sigma(b_p + g V_p + \ell\,[\text{pays on } p] + \pi_i
+             + F\,[\text{festival}] + W\,[\text{festival}, p = \text{Alipay}])
+
+   (*b* = ``engagement_base_<p>``, *g* = ``engagement_catalog``, :math:`\ell` =
+   ``pay_lift``, :math:`\pi_i` the personal propensity, *F* = ``spring_festival_lift``,
+   *W* = ``wufu.activity_lift``), and in the month with probability
+   :math:`1 - (1 - u)^{30}`; one uniform draw per user makes daily users a subset of
+   monthly users.
+
+7. **Record** the outputs of the step, in millions of people (agents times
+   ``people_per_agent``) or millions of mini programs.
+
+Example::
+
+    from model import simulate
+    frame = simulate({"red_envelope.strength": 0.0}, agents=20_000, seed=1)
+    frame["wechat.pay_users"].iloc[-1]
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import mesa
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+
+from . import calendar
+from .agents import MerchantPopulation, UserPopulation
+from .params import ALIBABA_APPS, PLATFORMS, SECTORS, check_run_setting, resolve, run_defaults
+
+#: Every output the model records each step: (column, unit, meaning).
+OUTPUTS: tuple[tuple[str, str, str], ...] = (
+    *[row for p in PLATFORMS for row in (
+        (f"{p}.app_users", "million people", f"people using the {p} app"),
+        (f"{p}.pay_users", "million people", f"people paying with {p}"),
+        (f"{p}.miniprogram_users_cumulative", "million people",
+         f"people who have ever used a {p} mini program"),
+        (f"{p}.miniprogram_mau", "million people", f"{p} mini-program users this month"),
+        (f"{p}.miniprogram_dau", "million people",
+         f"{p} mini-program users on a typical day of the week"),
+        (f"{p}.miniprogram_stickiness", "ratio", f"{p} mini-program daily / monthly users"),
+        (f"{p}.miniprogram_dau_share", "share",
+         f"{p}'s share of all mini-program daily users"),
+        (f"{p}.mini_programs_count", "million mini programs",
+         f"merchants with a {p} mini program"),
+    )],
+    ("wechat.red_envelope_participants", "million people",
+     "people sending or receiving WeChat red envelopes in Spring Festival week (blank "
+     "in other weeks)"),
+    ("all.users_multihoming_share", "share",
+     "share of monthly mini-program users who use both platforms' mini programs"),
+    ("all.merchants_multihoming_share", "share",
+     "share of merchants with a mini program who are on both platforms"),
+    ("all.spring_festival", "flag", "1 in the week holding New Year's Eve"),
+)
+OUTPUT_NAMES = tuple(name for name, _, _ in OUTPUTS)
+
+
+def _logistic_share(dates, ceiling_people: float, midpoint: float, scale: float,
+                    population: float) -> np.ndarray:
+    years = np.array([calendar.decimal_year(d) for d in dates])
+    share = ceiling_people / population / (1.0 + np.exp(-(years - midpoint) / scale))
+    return np.clip(share, 0.0, 1.0)
+
+
+class MiniProgramModel(mesa.Model):
+    """Users and merchants choosing WeChat, Alipay or both for mini programs.
+
+    Args:
+        params: parameter overrides by dotted name (``model/params.py``); the rest
+            take their defaults.
+        agents: number of user agents.
+        merchant_agents: number of merchant agents.
+        start, end: first and last simulated day (weekly steps).
+        seed: anything ``numpy.random.default_rng`` takes (an int or a
+            ``SeedSequence``); the model's only random stream is ``self.rng``.
+    """
+
+    def __init__(self, params: dict[str, Any] | None = None, *, agents: int | None = None,
+                 merchant_agents: int | None = None, start: dt.date | None = None,
+                 end: dt.date | None = None, seed=None):
+        super().__init__(rng=np.random.default_rng(seed))
+        run = run_defaults()
+        for key, value in (("agents", agents), ("merchant_agents", merchant_agents),
+                           ("start", start), ("end", end)):
+            if value is not None:
+                run[key] = check_run_setting(key, value)
+        self.p = p = resolve(params)
+        self.dates = calendar.week_starts(run["start"], run["end"])
+        self.n_steps = len(self.dates)
+        self.festival_year = calendar.festival_years(self.dates)
+        population = p["population.people_millions"]
+        self.people_per_agent = population / run["agents"]  # million people per user agent
+        self.programs_per_agent = p["merchants.population_millions"] / run["merchant_agents"]
+
+        curves = {
+            "wechat": _logistic_share(
+                self.dates, p["apps.wechat_ceiling_accounts_millions"]
+                / p["apps.wechat_accounts_per_person"],
+                p["apps.wechat_midpoint_year"], p["apps.wechat_scale_years"], population),
+            "alipay": _logistic_share(
+                self.dates, p["apps.alipay_ceiling_millions"], p["apps.alipay_midpoint_year"],
+                p["apps.alipay_scale_years"], population),
+        }
+        self.users = UserPopulation(
+            self, run["agents"], curves,
+            {app: p[f"traffic_sharing.{app}_audience"] for app in ALIBABA_APPS},
+            p["apps.adoption_correlation"], p["users.engagement_sd"],
+            p["network.mean_degree"], p["network.rewire_prob"])
+        self.merchants = MerchantPopulation(
+            self, run["merchant_agents"], self._normalised("merchant_share"),
+            p["merchants.alipay_payment_share"])
+        self.need = self._normalised("need")
+        self.fit = {pl: np.array([p[f"sector.{s}.{pl}_fit"] for s in SECTORS]) for pl in PLATFORMS}
+        self.build_cost = np.array([p[f"sector.{s}.build_cost"] for s in SECTORS])
+        self._sector_sizes = np.maximum(np.bincount(self.merchants.sector, minlength=len(SECTORS)), 1)
+
+        self.open_step = {  # step from which each side may use each platform
+            ("merchants", "wechat"): self._step_of(p["wechat.launch"]),
+            ("users", "wechat"): self._step_of(p["wechat.launch"]),
+            ("merchants", "alipay"): self._step_of(p["alipay.beta"]),
+            ("users", "alipay"): self._step_of(p["alipay.launch"]),
+        }
+        self.app_open_step = self._traffic_sharing_schedule()
+        self.open_apps = np.zeros(run["agents"], dtype=np.int8)  # opened Alibaba apps per user
+        self.catalog = {pl: np.zeros(len(SECTORS)) for pl in PLATFORMS}
+        self.reach = {pl: 0.0 for pl in PLATFORMS}
+        self.current: dict[str, float] = {}
+        self.datacollector = mesa.DataCollector(
+            model_reporters={name: (lambda m, k=name: m.current[k]) for name in OUTPUT_NAMES})
+        self.t = 0
+        self.running = self.n_steps > 0
+
+    # --- helpers ------------------------------------------------------------------
+    def _step_of(self, day: dt.date) -> int:
+        """Step from which a dated event applies (past the horizon if after the end)."""
+        if day > self.dates[-1] + dt.timedelta(days=calendar.STEP_DAYS - 1):
+            return self.n_steps
+        return max(0, (day - self.dates[0]).days // calendar.STEP_DAYS)
+
+    def _normalised(self, field: str) -> np.ndarray:
+        raw = np.array([self.p[f"sector.{s}.{field}"] for s in SECTORS], dtype=float)
+        if raw.sum() <= 0:
+            from .errors import ParameterError
+            raise ParameterError(f"parameters: sector.*.{field} are all 0; at least one must be > 0")
+        return raw / raw.sum()
+
+    def _traffic_sharing_schedule(self) -> dict[str, int]:
+        p = self.p
+        if not p["traffic_sharing.enabled"]:
+            return {}
+        apps = p["traffic_sharing.apps"]
+        first = self._step_of(p["traffic_sharing.start"])
+        gap = p["traffic_sharing.ramp_weeks"] / max(1, len(apps))
+        return {app: first + int(round(i * gap)) for i, app in enumerate(apps)}
+
+    def festival(self, t: int) -> int:
+        """Year whose New Year's Eve falls in step ``t``, or 0."""
+        return int(self.festival_year[t])
+
+    def catalog_value(self, platform: str) -> float:
+        return float(self.need @ np.sqrt(self.catalog[platform]))
+
+    def can_reach(self, platform: str) -> np.ndarray:
+        """Users who can reach the platform's mini programs."""
+        if platform == "wechat":
+            return self.users.app["wechat"]
+        return self.users.app["alipay"] | (self.open_apps > 0)
+
+    # --- the step -----------------------------------------------------------------
+    def step(self) -> None:
+        t = self.t
+        self.update_app_users(t)
+        self.spread_wechat_pay(t)
+        self.open_alibaba_apps(t)
+        self.merchants_choose(t)
+        self.users_discover(t)
+        self.users_use(t)
+        self.record(t)
+        self.t += 1
+        self.running = self.t < self.n_steps
+
+    def update_app_users(self, t: int) -> None:
+        """Rule 1: app users follow the input curves; Alipay users pay with Alipay."""
+        users = self.users
+        for pl in PLATFORMS:
+            users.app[pl] = users.app_from[pl] <= t
+        users.pay["alipay"] = users.app["alipay"]
+
+    def spread_wechat_pay(self, t: int) -> None:
+        """Rule 2: organic WeChat Pay adoption and red envelopes along friendship ties."""
+        users, p, rng = self.users, self.p, self.rng
+        wechat, pay = users.app["wechat"], users.pay["wechat"]
+        if t == 0:
+            pay |= wechat & (rng.random(users.n, dtype=np.float32) < p["wechat_pay.initial_share"])
+        q = self._send_prob(t)
+        senders = (wechat & pay).astype(np.float32)
+        candidates = np.flatnonzero(wechat & ~pay)
+        if candidates.size:
+            keep = 1.0 - p["wechat_pay.organic_weekly"]
+            if q > 0:
+                if candidates.size * 8 < users.n:  # few left: multiply only their rows
+                    pay_friends = users.friends[candidates] @ senders
+                else:
+                    pay_friends = (users.friends @ senders)[candidates]
+                keep = keep * np.power(1.0 - q * p["red_envelope.activation_prob"],
+                                       pay_friends.astype(np.float32))
+            draw = rng.random(candidates.size, dtype=np.float32)
+            new = candidates[draw >= keep]
+        else:
+            new = candidates
+        if self.festival(t):
+            self._participants = self._festival_participants(q, senders, wechat)
+        else:
+            self._participants = np.nan
+        pay[new] = True
+
+    def _send_prob(self, t: int) -> float:
+        """Per-tie red-envelope sending probability in step ``t``."""
+        p = self.p
+        q = p["red_envelope.send_prob"] * p["red_envelope.strength"]
+        first = p["red_envelope.first_year"]
+        if self.festival(t) >= first:
+            return min(q, 1.0)
+        eve = calendar.NEW_YEARS_EVE.get(first)
+        if eve is not None and self.dates[t] >= eve:
+            return min(q * p["red_envelope.everyday_factor"], 1.0)
+        return 0.0
+
+    def _festival_participants(self, q: float, senders: np.ndarray, wechat: np.ndarray) -> float:
+        """Expected people sending or receiving a red envelope in festival week."""
+        if q <= 0:
+            return 0.0
+        friends = self.users.friends
+        pay_friends = friends @ senders
+        wechat_friends = friends @ wechat.astype(np.float32)
+        no_envelope = np.power(np.float32(1.0 - q), pay_friends)
+        sends = senders * (1.0 - np.power(np.float32(1.0 - q), wechat_friends))
+        participate = wechat * (1.0 - (1.0 - sends) * no_envelope)
+        return float(participate.sum()) * self.people_per_agent
+
+    def open_alibaba_apps(self, t: int) -> None:
+        """Rule 3: Alibaba apps open to Alipay mini programs on their schedule."""
+        for app, step in self.app_open_step.items():
+            if step == t:
+                self.open_apps += self.users.audience[app]
+
+    def merchants_choose(self, t: int) -> None:
+        """Rule 4: reviewing merchants build where reachable users are worth the cost."""
+        m, p, rng = self.merchants, self.p, self.rng
+        reviewing = np.flatnonzero(rng.random(m.n, dtype=np.float32) < p["merchants.review_weekly"])
+        sector = m.sector[reviewing]
+        was_on = {pl: m.on[pl][reviewing] for pl in PLATFORMS}
+        for pl, other in (("wechat", "alipay"), ("alipay", "wechat")):
+            if t < self.open_step[("merchants", pl)]:
+                continue
+            cost = self.build_cost[sector] * (1.0 - p["merchants.multihoming_discount"] * was_on[other])
+            utility = p["merchants.reach_sensitivity"] * self.fit[pl][sector] * self.reach[pl] - cost
+            if pl == "alipay":
+                utility += p["merchants.alipay_merchant_advantage"] * m.accepts_alipay[reviewing]
+            m.on[pl][reviewing] = rng.random(reviewing.size) < expit(utility)
+            counts = np.bincount(m.sector, weights=m.on[pl], minlength=len(SECTORS))
+            self.catalog[pl] = counts / self._sector_sizes
+        if t >= self.open_step[("users", "alipay")]:
+            i = SECTORS.index("citizen_services")
+            self.catalog["alipay"][i] = max(self.catalog["alipay"][i], p["alipay.first_party_catalog"])
+
+    def users_discover(self, t: int) -> None:
+        """Rule 5: users first try mini programs, faster where the catalogue is fuller."""
+        users, p, rng = self.users, self.p, self.rng
+        wufu = self.festival(t) >= p["wufu.first_year"]
+        for pl in PLATFORMS:
+            if t < self.open_step[("users", pl)]:
+                continue
+            ever = users.ever_used[pl]
+            if pl == "alipay" and t == self.open_step[("users", "alipay")]:
+                ever |= users.app["alipay"] & (
+                    rng.random(users.n, dtype=np.float32) < p["alipay.first_party_coverage"])
+            who = np.flatnonzero(self.can_reach(pl) & ~ever)
+            if not who.size:
+                continue
+            app = users.app[pl][who]
+            rate = (p[f"users.discovery_weekly_{pl}"] * self.catalog_value(pl)
+                    * (1.0 + p["users.pay_discovery_lift"] * users.pay[pl][who]) * app)
+            if pl == "alipay":
+                rate = rate + p["traffic_sharing.exposure_weekly"] * self.open_apps[who]
+                if wufu:
+                    rate = rate - np.log1p(-min(p["wufu.discovery_rate"], 1 - 1e-9)) * app
+            draw = rng.random(who.size, dtype=np.float32)
+            ever[who[draw < -np.expm1(-rate)]] = True
+
+    def users_use(self, t: int) -> None:
+        """Rule 6: daily and monthly use; then the reach merchants will see next week."""
+        users, p, rng = self.users, self.p, self.rng
+        year = self.festival(t)
+        for pl in PLATFORMS:
+            reach = self.can_reach(pl)
+            today, month = users.active_today[pl], users.active_month[pl]
+            today[:] = False
+            month[:] = False
+            if t < self.open_step[("users", pl)]:
+                self.reach[pl] = 0.0  # no user can use the platform's mini programs yet
+                continue
+            who = np.flatnonzero(users.ever_used[pl] & reach)
+            shift = p[f"users.engagement_base_{pl}"] + p["users.engagement_catalog"] * self.catalog_value(pl)
+            if year:
+                shift += p["users.spring_festival_lift"]
+                if pl == "alipay" and year >= p["wufu.first_year"]:
+                    shift += p["wufu.activity_lift"]
+            logit = users.propensity[who] + np.float32(shift)
+            logit += np.float32(p["users.pay_lift"]) * users.pay[pl][who]
+            odds = np.exp(np.minimum(logit, np.float32(30.0)))  # daily probability odds/(1+odds)
+            draw = rng.random(who.size, dtype=np.float32)
+            today[who] = draw * (1.0 + odds) < odds
+            # active in 30 days: draw < 1 - (1 - u)^30  <=>  log(1 - draw) > -30 log(1 + odds)
+            month[who] = np.log1p(-draw) > -30.0 * np.log1p(odds)
+            self.reach[pl] = (self._reach_share(pl, month)
+                              + p["merchants.potential_reach_weight"]
+                              * self._reach_share(pl, reach & ~month))
+
+    def _reach_share(self, platform: str, who: np.ndarray) -> float:
+        """Share of the population in ``who``; on Alipay, users reached only through an
+        opened Alibaba app count with ``traffic_sharing.reach_weight``."""
+        n = self.users.n
+        if platform == "wechat":
+            return float(np.count_nonzero(who)) / n
+        own = who & self.users.app["alipay"]
+        shared = who & ~self.users.app["alipay"]
+        weight = self.p["traffic_sharing.reach_weight"]
+        return (np.count_nonzero(own) + weight * np.count_nonzero(shared)) / n
+
+    def record(self, t: int) -> None:
+        """Rule 7: the step's outputs, in millions of people or of mini programs."""
+        users, m, out = self.users, self.merchants, self.current
+        count = np.count_nonzero
+        scale = self.people_per_agent
+        dau = {pl: count(users.active_today[pl]) for pl in PLATFORMS}
+        total_dau = sum(dau.values())
+        for pl in PLATFORMS:
+            mau = count(users.active_month[pl])
+            out[f"{pl}.app_users"] = count(users.app[pl]) * scale
+            out[f"{pl}.pay_users"] = count(users.pay[pl]) * scale
+            out[f"{pl}.miniprogram_users_cumulative"] = count(users.ever_used[pl]) * scale
+            out[f"{pl}.miniprogram_mau"] = mau * scale
+            out[f"{pl}.miniprogram_dau"] = dau[pl] * scale
+            out[f"{pl}.miniprogram_stickiness"] = dau[pl] / mau if mau else np.nan
+            out[f"{pl}.miniprogram_dau_share"] = dau[pl] / total_dau if total_dau else np.nan
+            out[f"{pl}.mini_programs_count"] = count(m.on[pl]) * self.programs_per_agent
+        out["wechat.red_envelope_participants"] = self._participants
+        month = users.active_month
+        either = count(month["wechat"] | month["alipay"])
+        out["all.users_multihoming_share"] = (
+            count(month["wechat"] & month["alipay"]) / either if either else np.nan)
+        m_either = count(m.on["wechat"] | m.on["alipay"])
+        out["all.merchants_multihoming_share"] = (
+            count(m.on["wechat"] & m.on["alipay"]) / m_either if m_either else np.nan)
+        out["all.spring_festival"] = 1.0 if self.festival(t) else 0.0
+        self.datacollector.collect(self)
+
+    def results(self) -> pd.DataFrame:
+        """Outputs of the steps run so far, one row per step, indexed by week start."""
+        frame = self.datacollector.get_model_vars_dataframe()
+        frame.index = pd.DatetimeIndex(self.dates[: len(frame)], name="date")
+        return frame.astype(float)
+
+
+def simulate(params: dict[str, Any] | None = None, *, agents: int | None = None,
+             merchant_agents: int | None = None, start: dt.date | None = None,
+             end: dt.date | None = None, seed=None) -> pd.DataFrame:
+    """Run one replicate to the end and return its outputs (one row per week).
+
+    The simulator contract used by runs and calibration: parameters, size, horizon
+    and seed in; a frame of every output in ``OUTPUTS`` out.
+    """
+    model = MiniProgramModel(params, agents=agents, merchant_agents=merchant_agents,
+                             start=start, end=end, seed=seed)
+    model.run_model()
+    return model.results()

@@ -1,0 +1,430 @@
+"""Every parameter of the model: meaning, unit, default, allowed range and source.
+
+One parameter per entry. ``source`` says where the default comes from:
+
+* ``reported:`` a figure in ``calibration/data/reported_figures.csv`` (or the seed
+  documents it quotes);
+* ``fit:`` a curve fitted to reported figures by ``calibration/app_bases.py``;
+* ``calibrated:`` set by a calibration run (its id is named);
+* ``assumption:`` a stated modelling assumption, to be varied in scenarios.
+
+Parameters are addressed by dotted names (``red_envelope.strength``); a scenario file
+writes them as TOML tables (``[red_envelope] strength = 2.0``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Alibaba apps whose audiences traffic sharing can open to Alipay mini programs.
+ALIBABA_APPS = ("taobao", "tmall", "amap", "koubei", "eleme")
+#: Merchant sectors, which differ in what they need from a platform.
+SECTORS = ("retail", "food_delivery", "citizen_services", "games", "other")
+PLATFORMS = ("wechat", "alipay")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One model parameter.
+
+    ``kind`` is ``float``, ``int``, ``bool``, ``"date"`` or ``"apps"`` (a list of
+    Alibaba app names). Numbers must lie in ``[low, high]``.
+    """
+
+    name: str
+    default: Any
+    unit: str
+    meaning: str
+    source: str
+    low: float | None = None
+    high: float | None = None
+    kind: Any = float
+    choices: tuple[str, ...] = field(default=())
+
+    def describe_allowed(self) -> str:
+        if self.kind == "date":
+            return "a date YYYY-MM-DD between 2013-01-01 and 2035-12-31"
+        if self.kind == "apps":
+            return f"a list drawn from {list(ALIBABA_APPS)}"
+        if self.kind is bool:
+            return "true or false"
+        kind = "an integer" if self.kind is int else "a number"
+        return f"{kind} in [{self.low}, {self.high}]"
+
+
+def _p(*args, **kwargs) -> Param:
+    return Param(*args, **kwargs)
+
+
+_SECTOR_DEFAULTS = {
+    # sector: (merchant_share, need, wechat_fit, alipay_fit, build_cost)
+    "retail": (0.40, 0.30, 1.0, 1.0, 3.0),
+    "food_delivery": (0.20, 0.20, 1.0, 1.1, 3.0),
+    "citizen_services": (0.05, 0.20, 0.7, 1.6, 2.5),
+    "games": (0.10, 0.15, 1.6, 0.4, 3.5),
+    "other": (0.25, 0.15, 1.0, 0.9, 3.0),
+}
+_SECTOR_WHY = {
+    "retail": "shops and e-commerce",
+    "food_delivery": "restaurants, ordering and delivery",
+    "citizen_services": "water, electricity and other bills, government services",
+    "games": "mini games, which spread through friends",
+    "other": "travel, tools and every other service",
+}
+
+
+def _sector_params() -> list[Param]:
+    out = []
+    for sector, (share, need, wfit, afit, cost) in _SECTOR_DEFAULTS.items():
+        why = _SECTOR_WHY[sector]
+        out += [
+            _p(f"sector.{sector}.merchant_share", share, "share of merchant agents",
+               f"Share of potential mini-program builders in {sector} ({why}).",
+               "assumption: rough split of Chinese small businesses; shares are renormalised to sum to 1",
+               0.0, 1.0),
+            _p(f"sector.{sector}.need", need, "weight",
+               f"Weight of {sector} in what users look for in mini programs.",
+               "assumption; weights are renormalised to sum to 1", 0.0, 1.0),
+            _p(f"sector.{sector}.wechat_fit", wfit, "multiplier",
+               f"How much a {sector} merchant values a WeChat user it can reach.",
+               "assumption: WeChat's social graph suits games and sharing (seed 000: "
+               "'WeChat's mini-programs are mostly real mini-programs')", 0.0, 5.0),
+            _p(f"sector.{sector}.alipay_fit", afit, "multiplier",
+               f"How much a {sector} merchant values an Alipay user it can reach.",
+               "assumption: Alipay suits payment-heavy services (seed 002: Alipay "
+               "'more focused on ... citizen services such as water and electricity')", 0.0, 5.0),
+            _p(f"sector.{sector}.build_cost", cost, "log-odds",
+               f"Cost of building and running a {sector} mini program on one platform.",
+               "assumption", 0.0, 10.0),
+        ]
+    return out
+
+
+PARAMS: tuple[Param, ...] = (
+    # --- population and app bases (inputs) ---------------------------------------
+    _p("population.people_millions", 1100.0, "million people",
+       "People represented: China's mobile-internet population at saturation. Every "
+       "output is scaled from agents to people with people_millions / user agents.",
+       "assumption: a little above WeChat's '1 billion users' (seed 000), leaving room "
+       "for people who use neither platform", 100.0, 3000.0),
+    _p("apps.wechat_ceiling_accounts_millions", 1182.0, "million accounts",
+       "Ceiling of the logistic curve of WeChat monthly active accounts (input).",
+       "fit: logistic fit to reported wechat app_mau 2013-2018 (calibration/app_bases.py)",
+       100.0, 3000.0),
+    _p("apps.wechat_midpoint_year", 2015.41, "decimal year",
+       "Midpoint of the WeChat account curve.",
+       "fit: calibration/app_bases.py", 2010.0, 2025.0),
+    _p("apps.wechat_scale_years", 1.44, "years",
+       "Time scale of the WeChat account curve (1/slope of the logistic).",
+       "fit: calibration/app_bases.py", 0.1, 10.0),
+    _p("apps.wechat_accounts_per_person", 1.10, "accounts per person",
+       "WeChat accounts per person (overseas and second accounts); converts reported "
+       "accounts into people.",
+       "reported: 1,098 million accounts at end-2018 against 'about 1 billion users' (seed 000)",
+       1.0, 2.0),
+    _p("apps.alipay_ceiling_millions", 900.0, "million people",
+       "Ceiling of the logistic curve of Alipay users in China (input).",
+       "assumption: the Alipay series has too few points to fit a ceiling; 900 million "
+       "is above the 700 million Chinese users reported for 2018-09 and 2018-12", 100.0, 3000.0),
+    _p("apps.alipay_midpoint_year", 2016.77, "decimal year",
+       "Midpoint of the Alipay user curve.",
+       "fit: logistic with the ceiling fixed, to reported alipay app_users "
+       "(calibration/app_bases.py)", 2010.0, 2025.0),
+    _p("apps.alipay_scale_years", 2.06, "years",
+       "Time scale of the Alipay user curve.",
+       "fit: calibration/app_bases.py", 0.1, 10.0),
+    _p("apps.adoption_correlation", 0.5, "correlation",
+       "Correlation of the latent propensities that order who adopts WeChat, Alipay "
+       "and the Alibaba apps first (a Gaussian copula).",
+       "assumption: early adopters of one app tend to be early adopters of the others",
+       0.0, 0.99),
+    # --- friendship network --------------------------------------------------------
+    _p("network.mean_degree", 10, "ties per user",
+       "Mean number of friendship ties per user agent (small-world ring lattice).",
+       "assumption: the close contacts who exchange red envelopes, not the full "
+       "contact list", 2, 50, int),
+    _p("network.rewire_prob", 0.1, "probability",
+       "Share of ties rewired to random users (Watts-Strogatz), giving short paths.",
+       "assumption", 0.0, 1.0),
+    # --- launch dates ---------------------------------------------------------------
+    _p("wechat.launch", dt.date(2017, 1, 9), "date",
+       "WeChat mini programs open to users and merchants.",
+       "reported: launched 9 January 2017 (seed 002: 'launched in early 2017'; "
+       "WeChat Open Class)", kind="date"),
+    _p("alipay.beta", dt.date(2017, 9, 1), "date",
+       "Alipay mini-program public beta: merchants may start building.",
+       "reported: public beta September 2017 (TechNode 2018-07-30: 'after year-long "
+       "public testing'; Medium 2017-10-09: about 60 mini programs)", kind="date"),
+    _p("alipay.launch", dt.date(2018, 9, 1), "date",
+       "Alipay mini programs open to users (official launch).",
+       "reported: launch of the mini-program unit September 2018 with 120 million "
+       "daily users (Financial IT 2019-01-29); seed 002 says 'mid-2018'", kind="date"),
+    _p("alipay.first_party_coverage", 0.45, "share of Alipay users",
+       "Share of Alipay users counted as mini-program users on launch day because "
+       "Alipay turned its own functions into mini programs.",
+       "reported: 300 million covered users at launch (iter01 2019-02-01) over about "
+       "650 million Alipay users then; seed 000: 'Alipay has made some commonly used "
+       "functions into mini-programs'", 0.0, 1.0),
+    _p("alipay.first_party_catalog", 0.5, "share of sector",
+       "Coverage of the citizen-services catalogue by Alipay's own mini programs from "
+       "launch (bills, utilities), on top of merchants' mini programs.",
+       "assumption", 0.0, 1.0),
+    # --- payments and red envelopes -----------------------------------------------
+    _p("wechat_pay.initial_share", 0.015, "share of WeChat users",
+       "Share of WeChat users with WeChat Pay on 1 January 2014.",
+       "reported: about 8 million WeChat Pay users by February 2014 (tier C) among "
+       "roughly 400 million accounts", 0.0, 1.0),
+    _p("wechat_pay.organic_weekly", 0.0035, "probability per week",
+       "Weekly probability that a WeChat user without WeChat Pay binds a card for "
+       "reasons other than red envelopes (shops, transfers, bills).",
+       "calibrated: hand-tuned to reported pay_users (100M 2015-02, 600M 2017-06, "
+       "800M 2018-12)", 0.0, 0.2),
+    _p("red_envelope.strength", 1.0, "multiplier",
+       "Scenario lever: multiplies the probability of sending a red envelope along "
+       "each tie. 0 switches red envelopes off.",
+       "assumption: 1 is history as it happened", 0.0, 10.0),
+    _p("red_envelope.first_year", 2014, "year",
+       "First Spring Festival with WeChat red envelopes.",
+       "reported: first WeChat red envelopes at the 2014 Spring Festival (16-20 "
+       "million sent on New Year's Eve 2014)", 2010, 2035, int),
+    _p("red_envelope.send_prob", 0.15, "probability per tie",
+       "Probability that a WeChat Pay user sends at least one red envelope to a given "
+       "WeChat friend in Spring Festival week.",
+       "calibrated: hand-tuned so participants approach the reported 420 million "
+       "(2016) and 688 million (2018) on New Year's Eve", 0.0, 1.0),
+    _p("red_envelope.activation_prob", 0.5, "probability per envelope",
+       "Probability that a red envelope makes a recipient without WeChat Pay bind a "
+       "card to claim it.",
+       "calibrated: hand-tuned to reported pay_users; seed 000: red envelopes made "
+       "WeChat Pay 'popular overnight'", 0.0, 1.0),
+    _p("red_envelope.everyday_factor", 0.03, "ratio",
+       "Red-envelope sending in an ordinary week relative to Spring Festival week.",
+       "assumption: festival volume is tens of times an ordinary week's (8.1 billion "
+       "envelopes on New Year's Eve 2016 alone)", 0.0, 1.0),
+    # --- mini-program use by users ------------------------------------------------
+    _p("users.discovery_weekly_wechat", 0.02, "rate per week",
+       "Weekly rate at which a WeChat user first tries a mini program when the "
+       "catalogue is complete (scaled by catalogue value).",
+       "calibrated: hand-tuned to over 600 million WeChat mini-program users at "
+       "end-2018 (seed 000)", 0.0, 1.0),
+    _p("users.discovery_weekly_alipay", 0.06, "rate per week",
+       "Weekly rate at which an Alipay user first tries a mini program when the "
+       "catalogue is complete.",
+       "calibrated: hand-tuned to over 500 million Alipay mini-program users in early "
+       "2019 (seed 000)", 0.0, 1.0),
+    _p("users.engagement_base_wechat", -2.8, "log-odds",
+       "Baseline log-odds that a WeChat mini-program user uses one on a given day.",
+       "calibrated: hand-tuned to 210 million daily users at end-2018 (seed 000)",
+       -10.0, 5.0),
+    _p("users.engagement_base_alipay", -2.4, "log-odds",
+       "Baseline log-odds that an Alipay mini-program user uses one on a given day.",
+       "calibrated: hand-tuned to 170 million daily users in early 2019 (seed 000)",
+       -10.0, 5.0),
+    _p("users.engagement_catalog", 2.0, "log-odds per unit catalogue value",
+       "How much a fuller catalogue raises daily use (cross-side effect on users).",
+       "assumption; with the catalogue growing through 2018 it drives the reported "
+       "54% rise in usage frequency (seed 000)", 0.0, 10.0),
+    _p("users.engagement_sd", 1.0, "log-odds",
+       "Spread of users' personal daily-use propensity.",
+       "assumption", 0.0, 5.0),
+    _p("users.pay_lift", 0.5, "log-odds",
+       "Lift in daily mini-program use for users who pay on that platform: payment "
+       "closes the loop from display to order to payment (seed 000).",
+       "assumption", 0.0, 5.0),
+    _p("users.pay_discovery_lift", 1.0, "multiplier",
+       "Extra discovery rate for users who pay on that platform (rate x (1 + lift)).",
+       "assumption", 0.0, 10.0),
+    _p("users.spring_festival_lift", 0.3, "log-odds",
+       "Lift in daily use of both platforms' mini programs in Spring Festival week.",
+       "assumption: the 2018 WeChat peak of 280 million (Aldwx, tier B) against about "
+       "200 million ordinary days", 0.0, 5.0),
+    # --- Wufu ------------------------------------------------------------------
+    _p("wufu.first_year", 2016, "year",
+       "First Spring Festival with Alipay's Wufu (collect five blessings) campaign.",
+       "reported: 0.79 million completers in 2016, 168 million in 2017", 2010, 2035, int),
+    _p("wufu.activity_lift", 0.7, "log-odds",
+       "Lift in Alipay mini-program daily use during Spring Festival week from Wufu.",
+       "calibrated: hand-tuned to the 280 million Spring Festival peak of 2019 "
+       "(seed 000)", 0.0, 10.0),
+    _p("wufu.discovery_rate", 0.05, "probability",
+       "Probability that an Alipay user who has not used a mini program tries one "
+       "through Wufu in Spring Festival week (after Alipay's launch).",
+       "assumption", 0.0, 1.0),
+    # --- traffic sharing --------------------------------------------------------
+    _p("traffic_sharing.enabled", True, "switch",
+       "Whether Alibaba apps surface Alipay mini programs at all.",
+       "reported: seed 000, 'gradually open up the numerous APP ports ... in the entire "
+       "Alibaba system'", kind=bool),
+    _p("traffic_sharing.start", dt.date(2019, 1, 1), "date",
+       "Date the first Alibaba app surfaces Alipay mini programs.",
+       "reported: seed 000 (early 2019) calls opening the app ports 'the first thing "
+       "they did this year'", kind="date"),
+    _p("traffic_sharing.ramp_weeks", 52, "weeks",
+       "Weeks over which the listed apps open one after another ('gradually').",
+       "assumption", 0, 520, int),
+    _p("traffic_sharing.apps", list(ALIBABA_APPS), "apps",
+       "Alibaba apps that open to Alipay mini programs, in opening order.",
+       "reported: seed 000 names Amap, Koubei and Ele.me; seed 002 Taobao and Tmall",
+       kind="apps"),
+    _p("traffic_sharing.exposure_weekly", 0.01, "probability per week",
+       "Weekly probability that a user of an opened Alibaba app, not yet an Alipay "
+       "mini-program user, tries one there.",
+       "assumption", 0.0, 1.0),
+    _p("traffic_sharing.reach_weight", 1.0, "weight",
+       "How much merchants count the audiences of opened apps as reach ('develop "
+       "once, run on many terminals').",
+       "assumption: 1 counts them like Alipay's own users", 0.0, 5.0),
+    *[
+        _p(f"traffic_sharing.{app}_audience", share, "share of population",
+           f"Share of the population using {app} at any time in the horizon.",
+           source, 0.0, 1.0)
+        for app, share, source in [
+            ("taobao", 0.55, "reported: 346 million Taobao MAU in 2016-03 (QuestMobile), "
+                             "assumed to grow to about 600 million"),
+            ("tmall", 0.35, "assumption"),
+            ("amap", 0.45, "assumption"),
+            ("koubei", 0.10, "assumption"),
+            ("eleme", 0.15, "assumption"),
+        ]
+    ],
+    # --- merchants ---------------------------------------------------------------
+    _p("merchants.population_millions", 3.0, "million merchants",
+       "Potential mini-program builders represented by the merchant agents.",
+       "assumption: above the 2.3 million WeChat mini programs reported for January "
+       "2019 (Aladdin, tier B)", 0.01, 100.0),
+    _p("merchants.review_weekly", 0.02, "probability per week",
+       "Weekly probability that a merchant reconsiders where it has mini programs.",
+       "assumption: about once a year", 0.0, 1.0),
+    _p("merchants.reach_sensitivity", 6.0, "log-odds per unit reach",
+       "How strongly merchants go where the reachable users are (cross-side effect "
+       "on merchants).",
+       "calibrated: hand-tuned to 0.58 million WeChat mini programs at January 2018 "
+       "and about 1 million mid-2018", 0.0, 50.0),
+    _p("merchants.potential_reach_weight", 0.3, "weight",
+       "Weight merchants give to app users who do not yet use mini programs, against "
+       "monthly mini-program users (weight 1).",
+       "assumption", 0.0, 1.0),
+    _p("merchants.multihoming_discount", 0.5, "share of cost",
+       "Cost saved on a second platform by a merchant already on the other.",
+       "assumption: most code and content carry over", 0.0, 1.0),
+    _p("merchants.alipay_payment_share", 0.6, "share of merchants",
+       "Share of merchants that already accept Alipay payment at the start.",
+       "assumption: Alipay's strength is its merchants (seed 000); 40 million stores "
+       "enabled mobile payment in 2017 (Xinhua, tier C)", 0.0, 1.0),
+    _p("merchants.alipay_merchant_advantage", 0.3, "log-odds",
+       "Advantage on Alipay for a merchant already accepting Alipay payment.",
+       "assumption", 0.0, 10.0),
+    *_sector_params(),
+)
+
+BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
+
+
+def defaults() -> dict[str, Any]:
+    """A fresh dict of every parameter's default value."""
+    return {p.name: (list(p.default) if isinstance(p.default, list) else p.default) for p in PARAMS}
+
+
+#: Run settings a scenario's ``[run]`` table may set, with (kind, low, high, default, meaning).
+RUN_SETTINGS: dict[str, tuple[type, float, float, Any, str]] = {
+    "agents": (int, 100, 50_000_000, 100_000, "user agents"),
+    "merchant_agents": (int, 100, 5_000_000, 20_000, "merchant agents"),
+    "replicates": (int, 1, 10_000, 10, "replicate runs with different seeds"),
+    "seed": (int, 0, 2**63 - 1, 20190109, "root seed of the replicate seeds"),
+    "start": ("date", 0, 0, dt.date(2014, 1, 1), "first simulated day"),
+    "end": ("date", 0, 0, dt.date(2025, 12, 31), "last simulated day"),
+}
+
+
+def run_defaults() -> dict[str, Any]:
+    return {k: v[3] for k, v in RUN_SETTINGS.items()}
+
+
+def _closest(name: str, valid) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, list(valid), n=3, cutoff=0.5)
+    return f"did you mean {', '.join(close)}?" if close else f"valid names: {', '.join(sorted(valid))}"
+
+
+def parse_date(value: Any) -> dt.date | None:
+    """A ``datetime.date`` from a TOML date or a ``YYYY-MM-DD`` string, else None."""
+    if isinstance(value, dt.datetime):
+        return None
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def coerce(spec_kind, low, high, value: Any, where: str, allowed: str) -> Any:
+    """Check one value against a kind and range; return it in canonical form.
+
+    ``where`` names the place (file and key) for the error message.
+    """
+    from .errors import ParameterError
+
+    def bad():
+        return ParameterError(f"{where}: value {value!r} is not allowed; expected {allowed}")
+
+    if spec_kind == "date":
+        day = parse_date(value)
+        if day is None or not (dt.date(2013, 1, 1) <= day <= dt.date(2035, 12, 31)):
+            raise bad()
+        return day
+    if spec_kind == "apps":
+        if not isinstance(value, (list, tuple)) or any(v not in ALIBABA_APPS for v in value) \
+                or len(set(value)) != len(value):
+            raise bad()
+        return list(value)
+    if spec_kind is bool:
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise bad()
+    if spec_kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise bad()
+        value = int(value)
+    else:
+        value = float(value)
+    if value != value or (low is not None and value < low) or (high is not None and value > high):
+        raise bad()
+    return value
+
+
+def check_param(name: str, value: Any, where: str = "parameters") -> Any:
+    """Validate one parameter value by its spec; raise ParameterError naming ``where``."""
+    from .errors import ParameterError
+
+    spec = BY_NAME.get(name)
+    if spec is None:
+        raise ParameterError(f"{where}: unknown parameter {name!r}; {_closest(name, BY_NAME)}")
+    return coerce(spec.kind, spec.low, spec.high, value, f"{where}: {name}", spec.describe_allowed())
+
+
+def check_run_setting(name: str, value: Any, where: str = "run settings") -> Any:
+    from .errors import ParameterError
+
+    if name not in RUN_SETTINGS:
+        raise ParameterError(f"{where}: unknown run setting {name!r}; {_closest(name, RUN_SETTINGS)}")
+    kind, low, high, _, _ = RUN_SETTINGS[name]
+    allowed = ("a date YYYY-MM-DD between 2013-01-01 and 2035-12-31" if kind == "date"
+               else f"an integer in [{low}, {high}]")
+    return coerce(kind, low if kind != "date" else None, high if kind != "date" else None,
+                  value, f"{where}: run.{name}", allowed)
+
+
+def resolve(overrides: dict[str, Any] | None = None, where: str = "parameters") -> dict[str, Any]:
+    """Defaults with ``overrides`` applied, every value checked."""
+    out = defaults()
+    for name, value in (overrides or {}).items():
+        out[name] = check_param(name, value, where)
+    return out
