@@ -1,0 +1,189 @@
+"""The ``mpsim`` command: a thin layer over functions a notebook can call as well.
+
+    mpsim list                         the shipped scenarios and what each asks
+    mpsim params [--grep TEXT]         every parameter with unit, default and source
+    mpsim run NAME|PATH [...]          run a scenario, write results/<scenario>/<run-id>/
+    mpsim compare A B [...]            run or load scenarios and compare them, paired
+    mpsim plot RUN_DIR                 redraw a run's plots from its saved files
+
+User mistakes end with a one-line message and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+from .errors import MpsimError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"value {text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"value {text!r} must be at least 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"value {text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"value {text!r} must be 0 or more")
+    return value
+
+
+def _add_run_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--replicates", type=_positive_int, metavar="N",
+                        help="replicate runs (default: the scenario's [run] replicates)")
+    parser.add_argument("--seed", type=_seed, metavar="S",
+                        help="root seed; replicate seeds are SeedSequence(S).spawn(N) "
+                             "(default: the scenario's)")
+    parser.add_argument("--agents", type=_positive_int, metavar="N",
+                        help="user agents (default: the scenario's); outputs stay in people")
+    parser.add_argument("--workers", type=_positive_int, metavar="N",
+                        help="local worker processes (default: all cores)")
+    parser.add_argument("--dask", metavar="ADDRESS",
+                        help="send runs to this Dask scheduler instead "
+                             "(or set MPSIM_DASK_ADDRESS)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="results folder to write under (default: results/)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def cmd_list(args) -> int:
+    from . import scenarios
+
+    width = shutil.get_terminal_size((100, 20)).columns
+    for name, path in scenarios.available().items():
+        scenario = scenarios.load(path)
+        parent = f" (extends {scenario.chain[1]})" if len(scenario.chain) > 1 else ""
+        print(f"{name}{parent}")
+        print(textwrap.indent(textwrap.fill(scenario.description, width - 4), "    "))
+    return 0
+
+
+def cmd_params(args) -> int:
+    from .params import PARAMS
+
+    for p in PARAMS:
+        if args.grep and args.grep.lower() not in (p.name + p.meaning + p.source).lower():
+            continue
+        print(f"{p.name} = {p.default!s}  [{p.unit}; {p.describe_allowed()}]")
+        print(textwrap.indent(textwrap.fill(p.meaning, 96), "    "))
+        print(textwrap.indent(textwrap.fill(f"source: {p.source}", 96), "    "))
+    return 0
+
+
+def cmd_run(args) -> int:
+    from . import scenarios
+    from .runner import run_scenario
+
+    scenario = scenarios.load(args.scenario)
+    result = run_scenario(scenario, replicates=args.replicates, seed=args.seed,
+                          agents=args.agents, workers=args.workers, dask_address=args.dask,
+                          out=args.out, progress=not args.quiet)
+    print(f"{scenario.name}: {result.run['replicates']} replicates x "
+          f"{result.run['agents']:,} user agents written to {result.path}")
+    _print_headline(result.path)
+    return 0
+
+
+def _print_headline(folder: Path) -> None:
+    """A few key outcomes from a run's summary, so a person sees the result at once."""
+    import pandas as pd
+
+    summary = pd.read_csv(folder / "summary.csv")
+    last = summary["date"][~summary["spring_festival_week"]].max()
+    rows = summary[(summary["date"] == last) & summary["output"].isin([
+        "wechat.miniprogram_dau", "alipay.miniprogram_dau", "alipay.miniprogram_dau_share",
+        "wechat.miniprogram_users_cumulative", "alipay.miniprogram_users_cumulative"])]
+    print(f"at {last} (mean, 90% interval over replicates):")
+    for _, row in rows.iterrows():
+        print(f"  {row['output']:40s} {row['mean']:10.3g}  [{row['p05']:.3g}, {row['p95']:.3g}]"
+              f"  {row['unit']}")
+
+
+def cmd_compare(args) -> int:
+    from .runner import compare
+
+    folder = compare(args.items, replicates=args.replicates, seed=args.seed, agents=args.agents,
+                     workers=args.workers, dask_address=args.dask, out=args.out,
+                     progress=not args.quiet)
+    print(f"comparison written to {folder}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from .plots import plot_run
+
+    for path in plot_run(args.run_dir):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mpsim", description="Scenario simulator of the WeChat-Alipay mini-program race.",
+        epilog="Each command has its own --help. Docs: README.md and docs/MODEL.md.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the shipped scenarios",
+                       description="List the shipped scenarios and the question each answers.")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("params", help="list every parameter with its source",
+                       description="Every model parameter: default, unit, allowed range, "
+                                   "meaning and source.")
+    p.add_argument("--grep", metavar="TEXT", help="only parameters mentioning TEXT")
+    p.set_defaults(func=cmd_params)
+
+    p = sub.add_parser("run", help="run a scenario and write its results folder",
+                       description="Run a scenario's replicates in parallel and write "
+                                   "results/<scenario>/<run-id>/ with the time series, a "
+                                   "summary, a manifest and plots. Never overwrites a run.")
+    p.add_argument("scenario", metavar="NAME|PATH",
+                   help="a shipped scenario name (see 'mpsim list') or a .toml file")
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("compare", help="compare scenarios, paired by replicate",
+                       description="Run scenarios (or load finished run folders) with the same "
+                                   "replicate seeds and write results/compare/<id>/ with overlay "
+                                   "plots and each scenario's difference from the first.")
+    p.add_argument("items", nargs="+", metavar="NAME|PATH|RUN_DIR",
+                   help="scenario names, scenario files or finished run folders; the first is "
+                        "the reference")
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("plot", help="redraw a run's plots from its saved files",
+                       description="Redraw every plot of a finished run folder from its "
+                                   "series.csv and manifest.json.")
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
+    p.set_defaults(func=cmd_plot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except MpsimError as exc:
+        print(f"mpsim: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mpsim: interrupted; nothing was written", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+"""Each rule of model/model.py checked on its own, with known answers where they exist."""
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model import MiniProgramModel, calendar
+from model.agents import _adoption_step, small_world_network
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "reported_figures.csv"
+
+
+def make(params=None, **run):
+    settings = dict(agents=2000, merchant_agents=500, end=dt.date(2020, 12, 31), seed=7)
+    settings.update(run)
+    return MiniProgramModel(params or {}, **settings)
+
+
+def step_to(model, day):
+    while model.dates[model.t] < day:
+        model.step()
+
+
+# --- calendar ---------------------------------------------------------------------
+def test_new_years_eve_matches_dated_campaign_rows_in_the_reported_figures():
+    if not DATA.is_file():
+        pytest.skip("shared data not beside the repository")
+    eves = set(calendar.NEW_YEARS_EVE.values())
+    rows = [r for r in csv.DictReader(DATA.open())
+            if r["series"] in ("red_envelopes_sent", "red_envelope_participants")
+            and len(r["date"]) == 10 and "NYE" in r["metric"]]
+    assert rows
+    for r in rows:
+        assert dt.date.fromisoformat(r["date"]) in eves, r
+
+
+def test_each_festival_year_flags_exactly_the_week_holding_new_years_eve():
+    dates = calendar.week_starts(dt.date(2014, 1, 1), dt.date(2025, 12, 31))
+    years = calendar.festival_years(dates)
+    assert sorted(years[years > 0]) == list(range(2014, 2026))
+    for i in np.flatnonzero(years):
+        eve = calendar.NEW_YEARS_EVE[years[i]]
+        assert dates[i] <= eve < dates[i] + dt.timedelta(days=7)
+
+
+# --- agents -----------------------------------------------------------------------
+def test_ring_lattice_without_rewiring_has_exact_degree():
+    adj = small_world_network(100, 6, 0.0, np.random.default_rng(0))
+    assert (adj != adj.T).nnz == 0
+    assert adj.diagonal().sum() == 0
+    assert np.all(np.diff(adj.indptr) == 6)
+
+
+def test_rewired_network_keeps_mean_degree_and_symmetry():
+    adj = small_world_network(5000, 10, 0.3, np.random.default_rng(1))
+    assert (adj != adj.T).nnz == 0
+    assert adj.diagonal().sum() == 0
+    assert 9.8 < adj.nnz / 5000 <= 10.0
+
+
+def test_adoption_steps_follow_the_input_curve():
+    rng = np.random.default_rng(3)
+    curve = np.linspace(0.0, 0.8, 50)
+    steps = _adoption_step(curve, rng.standard_normal(200_000))
+    for t in (10, 25, 49):
+        share = np.mean(steps <= t)
+        assert share == pytest.approx(curve[t], abs=0.005)  # binomial sd < 0.0012
+
+
+# --- rule 1: app users --------------------------------------------------------------
+def test_app_users_follow_the_logistic_input():
+    model = make(agents=20_000)
+    step_to(model, dt.date(2018, 12, 31))
+    p = model.p
+    people = (p["apps.wechat_ceiling_accounts_millions"] / p["apps.wechat_accounts_per_person"]
+              / (1 + np.exp(-(calendar.decimal_year(model.dates[model.t - 1])
+                              - p["apps.wechat_midpoint_year"]) / p["apps.wechat_scale_years"])))
+    simulated = model.users.app["wechat"].mean() * p["population.people_millions"]
+    assert simulated == pytest.approx(people, rel=0.02)
+    assert np.array_equal(model.users.pay["alipay"], model.users.app["alipay"])
+
+
+# --- rule 2: red envelopes ----------------------------------------------------------
+def _festival_step(model, year):
+    return int(np.flatnonzero(model.festival_year == year)[0])
+
+
+def test_certain_red_envelopes_convert_every_friend_of_a_payer():
+    model = make({"red_envelope.send_prob": 1.0, "red_envelope.activation_prob": 1.0,
+                  "wechat_pay.organic_weekly": 0.0, "wechat_pay.initial_share": 0.0})
+    t = _festival_step(model, 2016)
+    model.t = t
+    model.update_app_users(t)
+    users = model.users
+    wechat = users.app["wechat"]
+    seed_payer = int(np.flatnonzero(wechat)[0])
+    users.pay["wechat"][:] = False
+    users.pay["wechat"][seed_payer] = True
+    model.spread_wechat_pay(t)
+    friends = users.friends[seed_payer].indices
+    expected = np.zeros(users.n, dtype=bool)
+    expected[seed_payer] = True
+    expected[friends[wechat[friends]]] = True
+    assert np.array_equal(users.pay["wechat"], expected)
+
+
+def test_no_red_envelopes_and_no_organic_adoption_means_no_new_payers():
+    model = make({"red_envelope.strength": 0.0, "wechat_pay.organic_weekly": 0.0})
+    model.step()
+    before = model.users.pay["wechat"].sum()
+    assert before > 0  # initial payers
+    step_to(model, dt.date(2017, 6, 1))
+    assert model.users.pay["wechat"].sum() == before
+
+
+def test_activation_probability_matches_the_closed_form():
+    # One festival week: a non-payer with k paying friends converts with 1-(1-qa)^k.
+    q, a = 0.5, 0.4
+    model = make({"red_envelope.send_prob": q, "red_envelope.activation_prob": a,
+                  "wechat_pay.organic_weekly": 0.0}, agents=40_000)
+    t = _festival_step(model, 2017)
+    model.t = t
+    model.update_app_users(t)
+    users = model.users
+    wechat = users.app["wechat"]
+    users.pay["wechat"][:] = wechat & (model.rng.random(users.n) < 0.3)
+    before = users.pay["wechat"].copy()
+    k = users.friends @ (wechat & before).astype(np.float32)
+    model.spread_wechat_pay(t)
+    at_risk = wechat & ~before
+    converted = users.pay["wechat"] & at_risk
+    expected = (1 - (1 - q * a) ** k[at_risk]).sum()
+    sd = np.sqrt(((1 - (1 - q * a) ** k[at_risk]) * (1 - q * a) ** k[at_risk]).sum())
+    assert abs(converted.sum() - expected) < 4 * sd
+
+
+# --- rule 3: traffic sharing ----------------------------------------------------------
+def test_alibaba_apps_open_one_after_another_over_the_ramp():
+    model = make({"traffic_sharing.ramp_weeks": 10, "traffic_sharing.apps": ["taobao", "amap"]})
+    start = model._step_of(model.p["traffic_sharing.start"])
+    assert model.app_open_step == {"taobao": start, "amap": start + 5}
+    assert make({"traffic_sharing.enabled": False}).app_open_step == {}
+
+
+# --- rule 4: merchants ------------------------------------------------------------------
+def test_merchants_never_build_where_no_user_can_be_reached():
+    model = make({"alipay.beta": dt.date(2030, 1, 1), "alipay.launch": dt.date(2030, 1, 1),
+                  "merchants.alipay_merchant_advantage": 0.0})
+    step_to(model, dt.date(2020, 6, 1))
+    assert model.merchants.on["alipay"].sum() == 0
+    assert model.merchants.on["wechat"].sum() > 0
+
+
+def test_merchants_all_build_when_reach_dominates_cost():
+    model = make({"merchants.reach_sensitivity": 50.0, "merchants.review_weekly": 1.0})
+    model.reach = {"wechat": 1.0, "alipay": 1.0}
+    t = model.open_step[("users", "alipay")]
+    model.merchants_choose(t)
+    assert model.merchants.on["wechat"].all() and model.merchants.on["alipay"].all()
+
+
+# --- rules 5 and 6: users -----------------------------------------------------------
+def test_alipay_launch_converts_the_first_party_share_of_alipay_users():
+    model = make({"alipay.first_party_coverage": 0.45, "users.discovery_weekly_alipay": 0.0,
+                  "wufu.discovery_rate": 0.0}, agents=20_000)
+    launch = model.open_step[("users", "alipay")]
+    while model.t <= launch:
+        model.step()
+    users = model.users
+    share = users.ever_used["alipay"][users.app["alipay"]].mean()
+    assert share == pytest.approx(0.45, abs=0.02)
+
+
+def test_daily_users_are_monthly_users_and_monthly_users_have_used():
+    model = make()
+    step_to(model, dt.date(2019, 6, 1))
+    users = model.users
+    for pl in ("wechat", "alipay"):
+        assert not np.any(users.active_today[pl] & ~users.active_month[pl])
+        assert not np.any(users.active_month[pl] & ~users.ever_used[pl])
+        assert users.active_today[pl].sum() > 0
+
+
+def test_certain_engagement_makes_every_mini_program_user_active():
+    model = make({"users.engagement_base_wechat": 5.0, "users.engagement_sd": 0.0,
+                  "users.spring_festival_lift": 0.0})
+    step_to(model, dt.date(2018, 6, 1))
+    users = model.users
+    ever = users.ever_used["wechat"]
+    assert ever.sum() > 0
+    assert users.active_month["wechat"][ever].all()
+    # daily probability is sigma(5 + catalogue + pay lift) > 0.99
+    assert users.active_today["wechat"][ever].mean() > 0.98
+
+
+def test_wufu_lifts_alipay_daily_users_in_festival_week_only():
+    base = dict(agents=20_000)
+    with_lift = make({"wufu.activity_lift": 3.0}, **base)
+    without = make({"wufu.activity_lift": 0.0}, **base)
+    for model in (with_lift, without):
+        step_to(model, dt.date(2019, 2, 10))
+    frame_on, frame_off = with_lift.results(), without.results()
+    festival = frame_on.index[frame_on["all.spring_festival"] == 1][-1]
+    assert frame_on.loc[festival, "alipay.miniprogram_dau"] > \
+        1.3 * frame_off.loc[festival, "alipay.miniprogram_dau"]
+    week_before = festival - dt.timedelta(days=7)
+    assert frame_on.loc[week_before, "alipay.miniprogram_dau"] == pytest.approx(
+        frame_off.loc[week_before, "alipay.miniprogram_dau"], rel=0.1)
+
+
+def test_outputs_are_in_people_not_agents():
+    small, large = make(agents=2000), make(agents=8000)
+    for model in (small, large):
+        step_to(model, dt.date(2017, 1, 1))
+    a, b = small.results().iloc[-1], large.results().iloc[-1]
+    assert a["wechat.app_users"] == pytest.approx(b["wechat.app_users"], rel=0.05)
+    assert small.people_per_agent == pytest.approx(4 * large.people_per_agent)

@@ -1,0 +1,103 @@
+import datetime as dt
+
+import pytest
+
+from model import scenarios
+from model.errors import MpsimError, ParameterError, ScenarioError
+
+REQUIRED = {"baseline", "no_red_envelope", "red_envelope_strong", "traffic_sharing_off",
+            "traffic_sharing_early", "traffic_sharing_full", "alipay_counterattack", "tiny"}
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def test_required_scenarios_ship_with_a_question():
+    shipped = scenarios.available()
+    assert REQUIRED <= set(shipped)
+    for name in shipped:
+        loaded = scenarios.load(name)
+        assert "Answers" in loaded.description, name
+
+
+def test_levers_are_set_as_their_descriptions_say():
+    assert scenarios.load("no_red_envelope").params["red_envelope.strength"] == 0
+    assert scenarios.load("traffic_sharing_off").params["traffic_sharing.enabled"] is False
+    early = scenarios.load("traffic_sharing_early").params
+    assert early["traffic_sharing.start"] == early["alipay.launch"]
+    counter = scenarios.load("alipay_counterattack")
+    assert counter.chain == ["alipay_counterattack", "traffic_sharing_full", "baseline"]
+    base = scenarios.load("baseline").params
+    assert counter.params["wufu.activity_lift"] > base["wufu.activity_lift"]
+    assert counter.params["traffic_sharing.exposure_weekly"] > base["traffic_sharing.exposure_weekly"]
+
+
+def test_extends_layers_overrides_and_run_settings(tmp_path):
+    write(tmp_path, "parent", '[red_envelope]\nstrength = 3.0\n[run]\nreplicates = 4\n')
+    child = write(tmp_path, "child", 'extends = "parent"\n[wufu]\nactivity_lift = 0.1\n'
+                                     '[run]\nagents = 500\n')
+    loaded = scenarios.load(child)
+    assert loaded.overrides == {"red_envelope.strength": 3.0, "wufu.activity_lift": 0.1}
+    assert loaded.run["replicates"] == 4 and loaded.run["agents"] == 500
+    assert loaded.chain == ["child", "parent"]
+
+
+def test_unknown_key_names_file_and_closest_valid_name(tmp_path):
+    path = write(tmp_path, "typo", '[red_envelope]\nstrenght = 2.0\n')
+    with pytest.raises(ParameterError) as info:
+        scenarios.load(path)
+    assert str(path) in str(info.value) and "red_envelope.strength" in str(info.value)
+
+
+def test_unknown_top_level_key(tmp_path):
+    path = write(tmp_path, "top", 'replicates = 3\n')
+    with pytest.raises(ParameterError, match="unknown key 'replicates'"):
+        scenarios.load(path)
+
+
+def test_out_of_range_value_says_what_is_allowed(tmp_path):
+    path = write(tmp_path, "range", '[red_envelope]\nstrength = -2\n')
+    with pytest.raises(ParameterError, match=r"-2.*\[0.0, 10.0\]"):
+        scenarios.load(path)
+
+
+def test_wrong_type_run_setting(tmp_path):
+    path = write(tmp_path, "runtype", '[run]\nagents = "many"\n')
+    with pytest.raises(ParameterError, match="run.agents"):
+        scenarios.load(path)
+
+
+def test_cycle_of_extends_is_refused(tmp_path):
+    write(tmp_path, "a", 'extends = "b"\n')
+    write(tmp_path, "b", 'extends = "a"\n')
+    with pytest.raises(ScenarioError, match="cycle: a -> b -> a"):
+        scenarios.load(tmp_path / "a.toml")
+
+
+def test_missing_parent_and_bad_toml(tmp_path):
+    with pytest.raises(ScenarioError, match="nowhere"):
+        scenarios.load(write(tmp_path, "orphan", 'extends = "nowhere"\n'))
+    with pytest.raises(ScenarioError, match="not valid TOML"):
+        scenarios.load(write(tmp_path, "broken", '[red_envelope\n'))
+
+
+def test_unknown_scenario_name_lists_close_names():
+    with pytest.raises(ScenarioError, match="baseline"):
+        scenarios.load("baselin")
+
+
+def test_end_before_start_is_refused(tmp_path):
+    path = write(tmp_path, "backwards", '[run]\nstart = 2019-01-01\nend = 2018-01-01\n')
+    with pytest.raises(ScenarioError, match="after run.start"):
+        scenarios.load(path)
+
+
+def test_errors_are_one_line_and_typed(tmp_path):
+    path = write(tmp_path, "bad", '[traffic_sharing]\nstart = "soon"\n')
+    with pytest.raises(MpsimError) as info:
+        scenarios.load(path)
+    assert "\n" not in str(info.value) and "'soon'" in str(info.value)
+    assert scenarios.load("baseline").run["start"] == dt.date(2014, 1, 1)
