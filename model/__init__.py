@@ -1,7 +1,9 @@
 """mpsim: an agent-based simulator of the WeChat-Alipay mini-program race.
 
-``simulate`` runs one replicate; ``run_scenario`` runs a named scenario's replicates
-and writes a results folder; ``load_scenario`` reads a scenario file.
+``simulate`` runs one replicate and returns its weekly outputs;
+``model.scenarios.load`` reads a scenario file; ``model.runner.run_scenario`` runs a
+scenario's replicates and writes a results folder; ``model.runner.compare`` compares
+scenarios. The ``mpsim`` command (``model/cli.py``) is a thin layer over these.
 """
 
 from .agents import MerchantPopulation, UserPopulation

@@ -119,17 +119,21 @@ class MerchantPopulation(mesa.Agent):
         sector: index into ``SECTORS``.
         on: dict by platform, has a mini program there.
         accepts_alipay: already takes Alipay payment (Alipay's merchant strength).
+        beta_admitted: may build on Alipay during its beta.
     """
 
-    def __init__(self, model, n: int, sector_shares: np.ndarray, alipay_payment_share: float):
+    def __init__(self, model, n: int, sector_shares: np.ndarray, alipay_payment_share: float,
+                 beta_access: float):
         super().__init__(model)
         rng = model.rng
         self.n = n
         self.sector = rng.choice(len(SECTORS), size=n, p=sector_shares).astype(np.int8)
         self.on = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.accepts_alipay = rng.random(n) < alipay_payment_share
+        self.beta_admitted = rng.random(n) < beta_access
 
     def record(self, i: int) -> dict:
         return {"sector": SECTORS[self.sector[i]],
                 "accepts_alipay": bool(self.accepts_alipay[i]),
+                "beta_admitted": bool(self.beta_admitted[i]),
                 **{f"{p}.on": bool(self.on[p][i]) for p in PLATFORMS}}

@@ -4,6 +4,7 @@
     mpsim params [--grep TEXT]         every parameter with unit, default and source
     mpsim run NAME|PATH [...]          run a scenario, write results/<scenario>/<run-id>/
     mpsim compare A B [...]            run or load scenarios and compare them, paired
+    mpsim calibrate [--config FILE]    fit parameters to reported figures
     mpsim plot RUN_DIR                 redraw a run's plots from its saved files
 
 User mistakes end with a one-line message and exit status 2.
@@ -129,6 +130,23 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_calibrate(args) -> int:
+    from calibration.calibrate import load_config, calibrate
+
+    config = load_config(args.config, data=args.data, budget=args.budget)
+    result = calibrate(config, workers=args.workers, dask_address=args.dask, resume=args.resume,
+                       out=args.out, progress=not args.quiet)
+    fit = result.fit
+    print(f"calibration written to {result.path}")
+    print(f"loss {result.loss:.4g}; {int(fit['within_15pct'].sum())} of {len(fit)} targets within "
+          "15% (lower bounds: not below 85% of the figure)")
+    for name, value in result.best.items():
+        print(f"  {name} = {value:.4g}")
+    print(f"run it:            mpsim run {result.path / 'calibrated.toml'}")
+    print(f"make it the baseline: python scripts/adopt_calibration.py {result.path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mpsim", description="Scenario simulator of the WeChat-Alipay mini-program race.",
@@ -163,6 +181,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "the reference")
     _add_run_flags(p)
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("calibrate", help="fit parameters to reported figures",
+                       description="Fit the free parameters of a calibration file to reported "
+                                   "figures with differential evolution and a local polish; "
+                                   "write results/calibration/<id>/ with the best parameters, "
+                                   "a fit table, plots, the uncertainty and a scenario file.")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="calibration file (default: calibration/baseline.toml)")
+    p.add_argument("--data", type=Path, metavar="CSV",
+                   help="reported figures to fit instead of the file's (columns date, "
+                        "platform, series, value; see calibration/data/README.md)")
+    p.add_argument("--budget", type=_positive_int, metavar="N",
+                   help="model evaluations (parameter points) in all (default: the file's)")
+    p.add_argument("--resume", metavar="ID",
+                   help="continue the interrupted calibration ID (same --config/--data/--budget)")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="local worker processes (default: all cores)")
+    p.add_argument("--dask", metavar="ADDRESS", help="evaluate on this Dask scheduler instead")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="results folder to write under (default: results/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("plot", help="redraw a run's plots from its saved files",
                        description="Redraw every plot of a finished run folder from its "

@@ -31,29 +31,35 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
    sector *s* has a mini program on *p* with probability
 
    .. math:: \sigma\big(\beta\,\phi_{s,p}\,R_p - c_s (1 - \delta\,[\text{on other}])
-             + \alpha\,[p = \text{Alipay and accepts Alipay}]\big)
+             + [p = \text{Alipay}](\alpha\,[\text{accepts Alipay}] - \kappa)\big)
 
    where :math:`R_p` is last week's reach (monthly mini-program users plus
    ``potential_reach_weight`` times the other users who can reach *p*, as a share of
-   the population; 0 before *p* opens to users), :math:`\beta` = ``reach_sensitivity``, :math:`\phi` the sector's
+   the population, users reached only through Alibaba apps counting
+   ``traffic_sharing.reach_weight`` each; 0 before *p* opens to users), :math:`\beta` = ``reach_sensitivity``, :math:`\phi` the sector's
    fit, :math:`c_s` its build cost, :math:`\delta` = ``multihoming_discount`` and
-   :math:`\alpha` = ``alipay_merchant_advantage``. WeChat opens to merchants at its
-   launch, Alipay at its beta.
+   :math:`\alpha` = ``alipay_merchant_advantage`` and :math:`\kappa` =
+   ``alipay_extra_cost``. WeChat opens to merchants at its launch; Alipay at its beta,
+   to the share ``alipay.beta_access`` of merchants, and to all at its launch.
 
 5. **Users discover mini programs** (cross-side effect on users). The catalogue value
-   of *p* is :math:`V_p = \sum_s n_s \sqrt{c_{p,s}}`, with :math:`n_s` the sector's
-   need weight and :math:`c_{p,s}` the share of the sector's merchants on *p*
+   of *p* is :math:`V_p = \sum_s n_s c_{p,s}^\gamma`, with :math:`n_s` the sector's
+   need weight, :math:`c_{p,s}` the share of the sector's merchants on *p* and
+   :math:`\gamma` = ``users.catalog_concavity``
    (Alipay's citizen services are at least ``first_party_catalog``). A user who can
    reach *p* and has never used its mini programs tries one this week with probability
    :math:`1 - e^{-\lambda_i}`,
 
-   .. math:: \lambda_i = d_p V_p (1 + l\,[\text{pays on } p]) + e\,o_i + w_i
+   .. math:: \lambda_i = d_p V_p (1 + l\,[\text{pays on } p])\,[\text{uses app } p]
+             + e\,o_i + w_i
 
    with *d* = ``discovery_weekly_<p>``, *l* = ``pay_discovery_lift``, *e* =
    ``traffic_sharing.exposure_weekly``, :math:`o_i` the number of opened Alibaba apps
-   *i* uses (Alipay only) and :math:`w_i = -\ln(1 - \text{wufu.discovery\_rate})` for
-   Alipay users in Spring Festival week. On Alipay's launch day a share
-   ``first_party_coverage`` of Alipay users become mini-program users at once.
+   *i* uses (Alipay only: a user who reaches Alipay only through Alibaba apps discovers
+   only through them) and :math:`w_i = -\ln(1 - \text{wufu.discovery\_rate})` for
+   Alipay users in Spring Festival week from ``wufu.first_year``. On Alipay's launch
+   day a share ``first_party_coverage`` of Alipay users become mini-program users at
+   once.
 
 6. **Users use mini programs.** A mini-program user of *p* uses one on a typical day
    of the week with probability
@@ -63,12 +69,15 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
 
    (*b* = ``engagement_base_<p>``, *g* = ``engagement_catalog``, :math:`\ell` =
    ``pay_lift``, :math:`\pi_i` the personal propensity, *F* = ``spring_festival_lift``,
-   *W* = ``wufu.activity_lift``), and in the month with probability
+   *W* = ``wufu.activity_lift`` from ``wufu.first_year``), and in the month with
+   probability
    :math:`1 - (1 - u)^{30}`; one uniform draw per user makes daily users a subset of
    monthly users.
 
 7. **Record** the outputs of the step, in millions of people (agents times
-   ``people_per_agent``) or millions of mini programs.
+   ``people_per_agent``) or millions of mini programs, into one row of a numpy array
+   (``results()`` returns them as a frame). A model-level record costs nothing next to
+   the rules; mesa's ``DataCollector`` would add about a tenth to a small run.
 
 Example::
 
@@ -172,7 +181,7 @@ class MiniProgramModel(mesa.Model):
             p["network.mean_degree"], p["network.rewire_prob"])
         self.merchants = MerchantPopulation(
             self, run["merchant_agents"], self._normalised("merchant_share"),
-            p["merchants.alipay_payment_share"])
+            p["merchants.alipay_payment_share"], p["alipay.beta_access"])
         self.need = self._normalised("need")
         self.fit = {pl: np.array([p[f"sector.{s}.{pl}_fit"] for s in SECTORS]) for pl in PLATFORMS}
         self.build_cost = np.array([p[f"sector.{s}.build_cost"] for s in SECTORS])
@@ -189,8 +198,7 @@ class MiniProgramModel(mesa.Model):
         self.catalog = {pl: np.zeros(len(SECTORS)) for pl in PLATFORMS}
         self.reach = {pl: 0.0 for pl in PLATFORMS}
         self.current: dict[str, float] = {}
-        self.datacollector = mesa.DataCollector(
-            model_reporters={name: (lambda m, k=name: m.current[k]) for name in OUTPUT_NAMES})
+        self._recorded = np.full((self.n_steps, len(OUTPUT_NAMES)), np.nan)
         self.t = 0
         self.running = self.n_steps > 0
 
@@ -222,7 +230,7 @@ class MiniProgramModel(mesa.Model):
         return int(self.festival_year[t])
 
     def catalog_value(self, platform: str) -> float:
-        return float(self.need @ np.sqrt(self.catalog[platform]))
+        return float(self.need @ self.catalog[platform] ** self.p["users.catalog_concavity"])
 
     def can_reach(self, platform: str) -> np.ndarray:
         """Users who can reach the platform's mini programs."""
@@ -262,7 +270,7 @@ class MiniProgramModel(mesa.Model):
         if candidates.size:
             keep = 1.0 - p["wechat_pay.organic_weekly"]
             if q > 0:
-                if candidates.size * 8 < users.n:  # few left: multiply only their rows
+                if users.n >= 100_000 and candidates.size * 8 < users.n:  # few left: their rows
                     pay_friends = users.friends[candidates] @ senders
                 else:
                     pay_friends = (users.friends @ senders)[candidates]
@@ -319,9 +327,13 @@ class MiniProgramModel(mesa.Model):
                 continue
             cost = self.build_cost[sector] * (1.0 - p["merchants.multihoming_discount"] * was_on[other])
             utility = p["merchants.reach_sensitivity"] * self.fit[pl][sector] * self.reach[pl] - cost
+            build = rng.random(reviewing.size)
             if pl == "alipay":
-                utility += p["merchants.alipay_merchant_advantage"] * m.accepts_alipay[reviewing]
-            m.on[pl][reviewing] = rng.random(reviewing.size) < expit(utility)
+                utility += (p["merchants.alipay_merchant_advantage"] * m.accepts_alipay[reviewing]
+                            - p["merchants.alipay_extra_cost"])
+                if t < self.open_step[("users", "alipay")]:  # beta: admitted merchants only
+                    utility = np.where(m.beta_admitted[reviewing], utility, -np.inf)
+            m.on[pl][reviewing] = build < expit(utility)
             counts = np.bincount(m.sector, weights=m.on[pl], minlength=len(SECTORS))
             self.catalog[pl] = counts / self._sector_sizes
         if t >= self.open_step[("users", "alipay")]:
@@ -418,13 +430,13 @@ class MiniProgramModel(mesa.Model):
         out["all.merchants_multihoming_share"] = (
             count(m.on["wechat"] & m.on["alipay"]) / m_either if m_either else np.nan)
         out["all.spring_festival"] = 1.0 if self.festival(t) else 0.0
-        self.datacollector.collect(self)
+        self._recorded[t] = [out[name] for name in OUTPUT_NAMES]
 
     def results(self) -> pd.DataFrame:
         """Outputs of the steps run so far, one row per step, indexed by week start."""
-        frame = self.datacollector.get_model_vars_dataframe()
-        frame.index = pd.DatetimeIndex(self.dates[: len(frame)], name="date")
-        return frame.astype(float)
+        index = pd.DatetimeIndex(self.dates[: self.t], name="date")
+        return pd.DataFrame(self._recorded[: self.t].copy(), index=index,
+                            columns=list(OUTPUT_NAMES))
 
 
 def simulate(params: dict[str, Any] | None = None, *, agents: int | None = None,

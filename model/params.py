@@ -109,14 +109,15 @@ PARAMS: tuple[Param, ...] = (
        "output is scaled from agents to people with people_millions / user agents.",
        "assumption: a little above WeChat's '1 billion users' (seed 000), leaving room "
        "for people who use neither platform", 100.0, 3000.0),
-    _p("apps.wechat_ceiling_accounts_millions", 1182.0, "million accounts",
+    _p("apps.wechat_ceiling_accounts_millions", 1189.0, "million accounts",
        "Ceiling of the logistic curve of WeChat monthly active accounts (input).",
-       "fit: logistic fit to reported wechat app_mau 2013-2018 (calibration/app_bases.py)",
+       "fit: logistic fit to the reported wechat app_mau rows 2013-2018 "
+       "(python -m calibration.app_bases)",
        100.0, 3000.0),
-    _p("apps.wechat_midpoint_year", 2015.41, "decimal year",
+    _p("apps.wechat_midpoint_year", 2015.43, "decimal year",
        "Midpoint of the WeChat account curve.",
        "fit: calibration/app_bases.py", 2010.0, 2025.0),
-    _p("apps.wechat_scale_years", 1.44, "years",
+    _p("apps.wechat_scale_years", 1.449, "years",
        "Time scale of the WeChat account curve (1/slope of the logistic).",
        "fit: calibration/app_bases.py", 0.1, 10.0),
     _p("apps.wechat_accounts_per_person", 1.10, "accounts per person",
@@ -128,11 +129,11 @@ PARAMS: tuple[Param, ...] = (
        "Ceiling of the logistic curve of Alipay users in China (input).",
        "assumption: the Alipay series has too few points to fit a ceiling; 900 million "
        "is above the 700 million Chinese users reported for 2018-09 and 2018-12", 100.0, 3000.0),
-    _p("apps.alipay_midpoint_year", 2016.77, "decimal year",
+    _p("apps.alipay_midpoint_year", 2017.26, "decimal year",
        "Midpoint of the Alipay user curve.",
        "fit: logistic with the ceiling fixed, to reported alipay app_users "
        "(calibration/app_bases.py)", 2010.0, 2025.0),
-    _p("apps.alipay_scale_years", 2.06, "years",
+    _p("apps.alipay_scale_years", 1.487, "years",
        "Time scale of the Alipay user curve.",
        "fit: calibration/app_bases.py", 0.1, 10.0),
     _p("apps.adoption_correlation", 0.5, "correlation",
@@ -161,6 +162,11 @@ PARAMS: tuple[Param, ...] = (
        "Alipay mini programs open to users (official launch).",
        "reported: launch of the mini-program unit September 2018 with 120 million "
        "daily users (Financial IT 2019-01-29); seed 002 says 'mid-2018'", kind="date"),
+    _p("alipay.beta_access", 0.05, "share of merchants",
+       "Share of merchants admitted to build during Alipay's beta, before the launch to "
+       "users; the rest may build from the launch.",
+       "assumption: about 60 mini programs in October 2017 (Medium) and 20,000 at launch "
+       "(Global Times, tier B) out of millions of Alipay merchants", 0.0, 1.0),
     _p("alipay.first_party_coverage", 0.45, "share of Alipay users",
        "Share of Alipay users counted as mini-program users on launch day because "
        "Alipay turned its own functions into mini programs.",
@@ -188,7 +194,7 @@ PARAMS: tuple[Param, ...] = (
     _p("red_envelope.first_year", 2014, "year",
        "First Spring Festival with WeChat red envelopes.",
        "reported: first WeChat red envelopes at the 2014 Spring Festival (16-20 "
-       "million sent on New Year's Eve 2014)", 2010, 2035, int),
+       "million sent on New Year's Eve 2014)", 2013, 2035, int),
     _p("red_envelope.send_prob", 0.15, "probability per tie",
        "Probability that a WeChat Pay user sends at least one red envelope to a given "
        "WeChat friend in Spring Festival week.",
@@ -229,6 +235,10 @@ PARAMS: tuple[Param, ...] = (
     _p("users.engagement_sd", 1.0, "log-odds",
        "Spread of users' personal daily-use propensity.",
        "assumption", 0.0, 5.0),
+    _p("users.catalog_concavity", 0.5, "exponent",
+       "Exponent gamma of the catalogue value sum_s need_s * coverage_s^gamma: below 1, "
+       "the first mini programs of a sector matter most (diminishing returns).",
+       "assumption", 0.05, 1.0),
     _p("users.pay_lift", 0.5, "log-odds",
        "Lift in daily mini-program use for users who pay on that platform: payment "
        "closes the loop from display to order to payment (seed 000).",
@@ -243,7 +253,7 @@ PARAMS: tuple[Param, ...] = (
     # --- Wufu ------------------------------------------------------------------
     _p("wufu.first_year", 2016, "year",
        "First Spring Festival with Alipay's Wufu (collect five blessings) campaign.",
-       "reported: 0.79 million completers in 2016, 168 million in 2017", 2010, 2035, int),
+       "reported: 0.79 million completers in 2016, 168 million in 2017", 2013, 2035, int),
     _p("wufu.activity_lift", 0.7, "log-odds",
        "Lift in Alipay mini-program daily use during Spring Festival week from Wufu.",
        "calibrated: hand-tuned to the 280 million Spring Festival peak of 2019 "
@@ -316,9 +326,52 @@ PARAMS: tuple[Param, ...] = (
     _p("merchants.alipay_merchant_advantage", 0.3, "log-odds",
        "Advantage on Alipay for a merchant already accepting Alipay payment.",
        "assumption", 0.0, 10.0),
+    _p("merchants.alipay_extra_cost", 1.5, "log-odds",
+       "Extra cost of building on Alipay rather than WeChat: tools, documentation and "
+       "third-party developers were scarcer.",
+       "assumption: WeChat had 2,300 third-party mini-program platform companies by "
+       "January 2018 (WeChat Open Class, tier A); Alipay had 20,000 mini programs at "
+       "launch against WeChat's million", 0.0, 10.0),
     *_sector_params(),
 )
 
+
+
+def _apply_calibration(params: tuple[Param, ...]) -> tuple[Param, ...]:
+    """Defaults replaced by the adopted calibration in ``model/calibrated.toml``, if any.
+
+    ``scripts/adopt_calibration.py`` writes that file from a calibration's results; each
+    parameter it sets then says "calibrated" and names the calibration in its source.
+    """
+    import tomllib
+    from dataclasses import replace
+    from pathlib import Path
+
+    path = Path(__file__).with_name("calibrated.toml")
+    if not path.is_file():
+        return params
+    adopted = tomllib.loads(path.read_text())
+    values = adopted.get("values", {})
+    unknown = set(values) - {p.name for p in params}
+    if unknown:
+        from .errors import ParameterError
+        raise ParameterError(f"{path}: unknown parameter(s) {sorted(unknown)}")
+    out = []
+    for p in params:
+        if p.name in values:
+            value = values[p.name]
+            if not (p.low <= value <= p.high):
+                from .errors import ParameterError
+                raise ParameterError(f"{path}: {p.name}: value {value!r} is not allowed; "
+                                     f"expected {p.describe_allowed()}")
+            p = replace(p, default=int(value) if p.kind is int else float(value),
+                        source=f"calibrated: calibration {adopted['calibration_id']} "
+                               f"({adopted['results']}); before it, {p.source}")
+        out.append(p)
+    return tuple(out)
+
+
+PARAMS = _apply_calibration(PARAMS)
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 
 

@@ -78,11 +78,15 @@ def stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([f.assign(replicate=i) for i, f in enumerate(frames)]).reset_index()
 
 
-def key_dates(index: pd.DatetimeIndex) -> list[pd.Timestamp]:
-    """Steps summarised: the last step of each year from 2017 and the 2019 festival week."""
+def key_steps(frame: pd.DataFrame) -> list[int]:
+    """Steps summarised: the last step of each year from 2017, and the 2019 Spring
+    Festival week (the reported peak)."""
+    index = frame.index
     years = sorted({d.year for d in index if d.year >= 2017})
-    dates = [index[index.year == y][-1] for y in years]
-    return dates
+    steps = [int(np.flatnonzero(index.year == y)[-1]) for y in years]
+    festival = frame["all.spring_festival"].to_numpy() == 1
+    steps += [int(i) for i in np.flatnonzero(festival) if index[i].year == 2019]
+    return sorted(set(steps))
 
 
 def summarise(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -91,10 +95,8 @@ def summarise(frames: list[pd.DataFrame]) -> pd.DataFrame:
     index = frames[0].index
     rows = []
     festival = frames[0]["all.spring_festival"].to_numpy() == 1
-    spring_2019 = [i for i in np.flatnonzero(festival) if index[i].year == 2019]
-    positions = [index.get_loc(d) for d in key_dates(index)] + spring_2019
     for j, name in enumerate(frames[0].columns):
-        for i in sorted(set(positions)):
+        for i in key_steps(frames[0]):
             values = cube[:, i, j]
             values = values[~np.isnan(values)]
             if not values.size:
@@ -238,7 +240,7 @@ def paired_differences(runs: list[tuple[str, list[pd.DataFrame]]]) -> pd.DataFra
     """Each scenario minus the first, replicate by replicate, at the key dates."""
     base_name, base = runs[0]
     index = base[0].index
-    positions = [index.get_loc(d) for d in key_dates(index)]
+    positions = key_steps(base[0])
     rows = []
     for name, frames in runs[1:]:
         for column in base[0].columns:

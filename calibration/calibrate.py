@@ -1,0 +1,532 @@
+r"""Calibration of the model's free parameters to reported figures, with scipy.
+
+**Loss.** For target *k* with reported value :math:`v_k`, weight :math:`w_k` and the
+mean :math:`m_k` of its simulated value over *R* replicates, the relative (log) error is
+
+.. math:: r_k = \ln(m_k / v_k)
+
+(for a growth in percent, :math:`\ln\frac{1 + m_k/100}{1 + v_k/100}`; with a stated
+``sigma``, :math:`(m_k - v_k)/\sigma_k`). A lower bound counts only a shortfall
+(:math:`\min(r_k, 0)`), an upper bound only an excess. The loss is the weighted mean
+square :math:`L = \sum_k w_k r_k^2 / \sum_k w_k`. Every parameter point is simulated
+with the *same* replicate seeds (common random numbers), so differences in loss come
+from the parameters, not from the draw.
+
+**Search.** ``scipy.optimize.differential_evolution`` over the free parameters' bounds
+(its population evaluated in parallel through ``model.executor``), then a local polish
+with ``scipy.optimize.minimize`` (Nelder-Mead, bounded) from the best point. The state
+of the search (population, its losses, the random generator) is saved after every
+generation, so ``--resume`` continues an interrupted calibration exactly where it
+stopped.
+
+**How sure.** Every evaluated point is kept. For each parameter the report gives the
+range over points whose loss is within ``tolerance`` (relative) of the best, and a
+profile: the lowest loss found in each of 20 slices of the parameter's range. A
+parameter whose near-best range spans more than half its bounds is flagged as not
+pinned down by the data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import os
+import shutil
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+from tqdm.auto import tqdm
+
+from model import executor as executors
+from model import scenarios
+from model.errors import MpsimError, ParameterError
+from model.model import simulate
+from model.params import BY_NAME, _closest, check_param
+from model.runner import RESULTS_DIR, _json_default, git_commit, new_run_dir, versions
+
+from .data import Target, TargetIndex, load_targets
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_CONFIG = HERE / "baseline.toml"
+CALIBRATION_DIR = RESULTS_DIR / "calibration"
+PROFILE_BINS = 20
+#: Penalty (as a log error) for a target the model cannot measure at a point (NaN).
+MISSING_ERROR = math.log(1e-3)
+
+_CONFIG_KEYS = {"description": str, "scenario": str, "data": str, "series": list,
+                "seed": int, "replicates": int, "agents": int, "merchant_agents": int,
+                "budget": int, "popsize": int, "polish_share": float, "tolerance": float,
+                "free": dict}
+_CONFIG_RANGES = {"replicates": (1, 1000), "agents": (100, 10_000_000),
+                  "merchant_agents": (100, 1_000_000), "budget": (10, 10_000_000),
+                  "popsize": (2, 100), "polish_share": (0.0, 0.9), "tolerance": (0.0, 10.0),
+                  "seed": (0, 2**63 - 1)}
+
+
+@dataclass
+class CalibrationConfig:
+    """What to calibrate: read from a TOML file (``calibration/baseline.toml``)."""
+
+    path: Path
+    scenario: str
+    data: Path
+    free: dict[str, tuple[float, float]]
+    description: str = ""
+    series: list[str] | None = None
+    seed: int = 1
+    replicates: int = 4
+    agents: int = 10_000
+    merchant_agents: int = 2_000
+    budget: int = 3000
+    popsize: int = 5
+    polish_share: float = 0.1
+    tolerance: float = 0.1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        text = json.dumps(self.as_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"config_file": str(self.path), "description": self.description,
+                "scenario": self.scenario, "data": str(self.data), "series": self.series,
+                "seed": self.seed, "replicates": self.replicates, "agents": self.agents,
+                "merchant_agents": self.merchant_agents, "budget": self.budget,
+                "popsize": self.popsize, "polish_share": self.polish_share,
+                "tolerance": self.tolerance, "free": {k: list(v) for k, v in self.free.items()}}
+
+
+def load_config(path: str | Path | None = None, *, data: str | Path | None = None,
+                budget: int | None = None) -> CalibrationConfig:
+    """Read and check a calibration file; ``data`` and ``budget`` override it."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise MpsimError(f"{path}: no such calibration file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MpsimError(f"{path}: not valid TOML: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        kind = _CONFIG_KEYS.get(key)
+        if kind is None:
+            raise ParameterError(f"{path}: unknown key {key!r}; {_closest(key, _CONFIG_KEYS)}")
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ParameterError(f"{path}: {key}: value {value!r} is not allowed; expected "
+                                 f"{kind.__name__}")
+        if key in _CONFIG_RANGES:
+            low, high = _CONFIG_RANGES[key]
+            if not low <= value <= high:
+                raise ParameterError(f"{path}: {key}: value {value!r} is not allowed; expected "
+                                     f"a number in [{low}, {high}]")
+        values[key] = value
+    for key in ("scenario", "data", "free"):
+        if key not in values:
+            raise ParameterError(f"{path}: missing key {key!r}")
+    free: dict[str, tuple[float, float]] = {}
+    for name, bounds in values.pop("free").items():
+        where = f"{path}: free.{name}"
+        spec = BY_NAME.get(name)
+        if spec is None:
+            raise ParameterError(f"{path}: free: unknown parameter {name!r}; "
+                                 f"{_closest(name, BY_NAME)}")
+        if spec.kind not in (float, int):
+            raise ParameterError(f"{where}: only numeric parameters can be calibrated, "
+                                 f"not {spec.describe_allowed()}")
+        if (not isinstance(bounds, list) or len(bounds) != 2
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in bounds)):
+            raise ParameterError(f"{where}: value {bounds!r} is not allowed; expected "
+                                 "[low, high]")
+        low, high = (check_param(name, b, where) for b in bounds)
+        if not low < high:
+            raise ParameterError(f"{where}: value {bounds!r} is not allowed; expected low < high")
+        free[name] = (float(low), float(high))
+    if not free:
+        raise ParameterError(f"{path}: free: no parameters to calibrate")
+    data_path = Path(data) if data is not None else (path.parent / values.pop("data"))
+    values.pop("data", None)
+    if budget is not None:
+        values["budget"] = budget
+    return CalibrationConfig(path=path, data=data_path, free=free, **values)
+
+
+def log_errors(simulated: np.ndarray, targets: list[Target]) -> np.ndarray:
+    """Each target's error term r_k (module docstring) from ``replicates x targets``."""
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean = np.nanmean(simulated, axis=0)
+    errors = np.empty(len(targets))
+    for k, target in enumerate(targets):
+        m, v = mean[k], target.value
+        if not np.isfinite(m):
+            errors[k] = MISSING_ERROR
+            continue
+        if target.sigma:
+            r = (m - v) / target.sigma
+        elif target.unit == "percent":
+            r = math.log(max(1.0 + m / 100.0, 1e-3) / max(1.0 + v / 100.0, 1e-3))
+        else:
+            r = math.log(max(m, 1e-3 * v, 1e-12) / max(v, 1e-12))
+        if target.kind == "lower":
+            r = min(r, 0.0)
+        elif target.kind == "upper":
+            r = max(r, 0.0)
+        errors[k] = r
+    return errors
+
+
+def loss(simulated: np.ndarray, targets: list[Target]) -> float:
+    weights = np.array([t.weight for t in targets])
+    errors = log_errors(simulated, targets)
+    return float(np.sum(weights * errors**2) / np.sum(weights))
+
+
+#: A target smaller than this many agents' worth cannot be told apart from noise.
+MIN_AGENTS_PER_TARGET = 5
+
+
+def split_by_resolution(targets: list[Target], params: dict[str, Any],
+                        config: CalibrationConfig) -> tuple[list[Target], list[tuple[int, str]]]:
+    """Targets the model can resolve at the configured size, and the others with why.
+
+    With 10,000 user agents one agent stands for 110,000 people, so a figure of a few
+    agents' worth (60 Alipay mini programs in the 2017 beta) is below what the model
+    can resolve; such rows are listed as unused, never silently dropped.
+    """
+    people = params["population.people_millions"] / config.agents
+    programs = params["merchants.population_millions"] / config.merchant_agents
+    keep, small = [], []
+    for t in targets:
+        unit = programs if t.unit == "million_mini_programs" else (
+            people if t.unit.startswith("million_") else None)
+        if unit is not None and t.value < MIN_AGENTS_PER_TARGET * unit:
+            small.append((t.row, f"{t.label}: {t.value:g} {t.unit} is under "
+                                 f"{MIN_AGENTS_PER_TARGET} agents' worth ({unit:.3g} each at "
+                                 f"this calibration's size); too small to fit"))
+        else:
+            keep.append(t)
+    return keep, small
+
+
+class Objective:
+    """The loss at a parameter point: picklable, so worker processes can evaluate it."""
+
+    def __init__(self, base: dict[str, Any], names: list[str], targets: list[Target],
+                 run: dict[str, Any], seeds: list[np.random.SeedSequence]):
+        self.base, self.names, self.targets, self.run, self.seeds = base, names, targets, run, seeds
+
+    def params(self, x) -> dict[str, Any]:
+        out = dict(self.base)
+        for name, value in zip(self.names, x):
+            out[name] = int(round(value)) if BY_NAME[name].kind is int else float(value)
+        return out
+
+    def simulate(self, x, seeds=None) -> np.ndarray:
+        """``replicates x targets`` simulated values at ``x``."""
+        params = self.params(x)
+        frames = [simulate(params, agents=self.run["agents"],
+                           merchant_agents=self.run["merchant_agents"],
+                           start=self.run["start"], end=self.run["end"], seed=s)
+                  for s in (seeds or self.seeds)]
+        index = TargetIndex.for_frame(frames[0], self.targets)
+        return index.values(frames, params)
+
+    def __call__(self, x) -> float:
+        return loss(self.simulate(x), self.targets)
+
+
+def _run_window(targets: list[Target], scenario) -> dict[str, Any]:
+    """Simulate from the scenario's start to the week of the last target (to the end of
+    its year for a year-over-year target): later weeks cannot change the loss."""
+    needed = [dt.date(t.date.year, 12, 31) if t.spec.read == "yoy_annual_mean"
+              else t.date + dt.timedelta(days=7) for t in targets]
+    end = min(max(needed), scenario.run["end"])
+    return {"start": scenario.run["start"], "end": end}
+
+
+class _Search:
+    """Differential evolution with per-generation checkpoints and a history of points."""
+
+    def __init__(self, objective: Objective, bounds, config: CalibrationConfig, pool,
+                 folder: Path, state: dict[str, Any] | None, progress: bool):
+        self.objective, self.bounds, self.config, self.pool = objective, bounds, config, pool
+        self.folder, self.progress = folder, progress
+        self.history: list[tuple[list[float], float, str]] = (
+            [tuple(h) for h in state["history"]] if state else [])
+        self.generations: list[dict[str, float]] = list(state["generations"]) if state else []
+        self.state = state
+        self.bar = None
+        self.stage = "de"
+        self.clock = time.perf_counter()
+        self.wall_before = float(state.get("wall_seconds", 0.0)) if state else 0.0
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.wall_before + time.perf_counter() - self.clock
+
+    def map(self, func, xs):
+        xs = [np.asarray(x, dtype=float) for x in xs]
+        losses = executors.run_tasks(func, xs, self.pool, desc="points", progress=False)
+        for x, value in zip(xs, losses):
+            self.history.append((x.tolist(), float(value), self.stage))
+        if self.bar is not None:
+            self.bar.update(len(xs))
+            best = min(h[1] for h in self.history)
+            self.bar.set_postfix(best_loss=f"{best:.4g}", refresh=False)
+        return losses
+
+    def checkpoint(self, result, rng: np.random.Generator) -> None:
+        self.generations.append({"generation": len(self.generations) + 1,
+                                 "best_loss": float(result.fun),
+                                 "evaluations": len(self.history)})
+        state = {"config_digest": self.config.digest(), "config": self.config.as_dict(),
+                 "generation": len(self.generations),
+                 "population": np.asarray(result.population).tolist(),
+                 "population_energies": np.asarray(result.population_energies).tolist(),
+                 "rng_state": rng.bit_generator.state, "history": self.history,
+                 "generations": self.generations, "wall_seconds": self.wall_seconds}
+        _write_json(self.folder / "checkpoint.json", state)
+
+    def run(self) -> optimize.OptimizeResult:
+        config, n = self.config, len(self.bounds)
+        population = config.popsize * n
+        polish_budget = int(config.budget * config.polish_share)
+        maxiter = max(1, (config.budget - polish_budget) // population - 1)
+        done = self.state["generation"] if self.state else 0
+        rng = np.random.default_rng(config.seed)
+        init: Any = "latinhypercube"
+        if self.state:
+            rng.bit_generator.state = self.state["rng_state"]
+            init = np.array(self.state["population"])
+        total = population * (maxiter + 1) + polish_budget
+        self.bar = tqdm(total=total, initial=min(len(self.history), total), desc="calibration",
+                        unit="pt", disable=not self.progress, dynamic_ncols=True)
+        try:
+            if maxiter - done > 0:
+                result = optimize.differential_evolution(
+                    self.objective, self.bounds, popsize=config.popsize, maxiter=maxiter - done,
+                    init=init, rng=rng, workers=self.map, updating="deferred", polish=False,
+                    tol=1e-6, callback=lambda intermediate_result: self.checkpoint(
+                        intermediate_result, rng))
+                best_x, best_f = result.x, float(result.fun)
+            else:  # the search had finished; only the polish is left
+                energies = np.array(self.state["population_energies"])
+                best_x, best_f = init[int(np.argmin(energies))], float(energies.min())
+            self.stage = "polish"
+            if polish_budget > 0:
+                polished = optimize.minimize(
+                    lambda x: self.map(self.objective, [x])[0], best_x, method="Nelder-Mead",
+                    bounds=self.bounds, options={"maxfev": polish_budget, "xatol": 1e-4,
+                                                 "fatol": 1e-6})
+                if polished.fun < best_f:
+                    best_x, best_f = polished.x, float(polished.fun)
+        finally:
+            self.bar.close()
+        return optimize.OptimizeResult(x=np.asarray(best_x), fun=best_f)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=_json_default))
+    os.replace(tmp, path)
+
+
+def uncertainty(history: list, names: list[str], bounds, tolerance: float) -> pd.DataFrame:
+    """Per parameter: best value, near-best range, and whether the data pin it down."""
+    points = np.array([h[0] for h in history])
+    losses = np.array([h[1] for h in history])
+    best = int(np.argmin(losses))
+    near = losses <= losses[best] * (1.0 + tolerance)
+    rows = []
+    for j, name in enumerate(names):
+        low, high = bounds[j]
+        span = points[near, j].max() - points[near, j].min()
+        share = span / (high - low)
+        rows.append({"parameter": name, "best": points[best, j],
+                     "near_best_low": points[near, j].min(),
+                     "near_best_high": points[near, j].max(),
+                     "bound_low": low, "bound_high": high,
+                     "share_of_bounds": share, "points_near_best": int(near.sum()),
+                     "identified": bool(share <= 0.5)})
+    return pd.DataFrame(rows)
+
+
+def profiles(history: list, names: list[str], bounds) -> pd.DataFrame:
+    """Lowest loss found in each of ``PROFILE_BINS`` slices of each parameter's range."""
+    points = np.array([h[0] for h in history])
+    losses = np.array([h[1] for h in history])
+    rows = []
+    for j, name in enumerate(names):
+        low, high = bounds[j]
+        edges = np.linspace(low, high, PROFILE_BINS + 1)
+        which = np.clip(np.digitize(points[:, j], edges) - 1, 0, PROFILE_BINS - 1)
+        for b in range(PROFILE_BINS):
+            inside = which == b
+            rows.append({"parameter": name, "bin_low": edges[b], "bin_high": edges[b + 1],
+                         "min_loss": losses[inside].min() if inside.any() else np.nan,
+                         "points": int(inside.sum())})
+    return pd.DataFrame(rows)
+
+
+def fit_table(simulated: np.ndarray, targets: list[Target]) -> pd.DataFrame:
+    """Every target: reported, simulated mean and 90% interval, relative error."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(simulated, axis=0)
+        low, high = np.nanquantile(simulated, [0.05, 0.95], axis=0)
+    rows = []
+    for k, t in enumerate(targets):
+        rel = mean[k] / t.value - 1.0 if t.value else np.nan
+        if t.kind == "lower":
+            met = mean[k] >= t.value * 0.85
+        elif t.kind == "upper":
+            met = mean[k] <= t.value * 1.15
+        else:
+            met = abs(rel) <= 0.15
+        rows.append({"label": t.label, "date": t.date.isoformat(), "platform": t.platform,
+                     "series": t.series, "kind": t.kind, "weight": t.weight, "unit": t.unit,
+                     "reported": t.value, "simulated_mean": mean[k], "simulated_p05": low[k],
+                     "simulated_p95": high[k], "relative_error": rel,
+                     "within_15pct": bool(met), "line": t.row, "source": t.source})
+    return pd.DataFrame(rows)
+
+
+def scenario_text(run_id: str, names: list[str], x, config: CalibrationConfig) -> str:
+    """A scenario file that extends the calibrated scenario with the fitted values."""
+    groups: dict[str, list[str]] = {}
+    for name, value in zip(names, x):
+        group, key = name.split(".", 1)
+        value = int(round(value)) if BY_NAME[name].kind is int else float(value)
+        groups.setdefault(group, []).append(f"{key} = {value!r}")
+    lines = [f'description = """{config.scenario} with the parameters fitted by calibration '
+             f'{run_id} to {config.data.name}. Answers: what does the calibrated model say?"""',
+             f'extends = "{config.scenario}"', ""]
+    for group, items in groups.items():
+        lines += [f"[{group}]", *items, ""]
+    return "\n".join(lines)
+
+
+@dataclass
+class CalibrationResult:
+    path: Path
+    best: dict[str, float]
+    loss: float
+    fit: pd.DataFrame
+
+
+def calibrate(config: CalibrationConfig, *, workers: int | None = None,
+              dask_address: str | None = None, resume: str | None = None,
+              out: Path | None = None, progress: bool = True) -> CalibrationResult:
+    """Run a calibration and write ``<out>/calibration/<id>/``; return what it found."""
+    parent = (out or RESULTS_DIR) / "calibration"
+    started = dt.datetime.now(dt.timezone.utc)
+    state = None
+    if resume:
+        final = parent / resume
+        partial = parent / f".{resume}.partial"
+        if final.exists():
+            raise MpsimError(f"--resume {resume}: calibration {final} already finished")
+        checkpoint = partial / "checkpoint.json"
+        if not checkpoint.is_file():
+            raise MpsimError(f"--resume {resume}: no interrupted calibration at {partial}")
+        state = json.loads(checkpoint.read_text())
+        if state["config_digest"] != config.digest():
+            raise MpsimError(f"--resume {resume}: it was started with another configuration "
+                             f"({state['config']['config_file']}, budget "
+                             f"{state['config']['budget']}); give the same --config, --data "
+                             "and --budget")
+    else:
+        final = new_run_dir(parent, started)
+        partial = parent / f".{final.name}.partial"
+        partial.mkdir(parents=True)
+    scenario = scenarios.load(config.scenario)
+    loaded = load_targets(config.data, start=scenario.run["start"], end=scenario.run["end"])
+    targets = [t for t in loaded.targets if config.series is None or t.series in config.series]
+    targets, too_small = split_by_resolution(targets, scenario.params, config)
+    loaded.unused.extend(too_small)
+    if not targets:
+        raise MpsimError(f"{config.data}: no target of the series {config.series} to fit")
+    names = list(config.free)
+    bounds = [config.free[n] for n in names]
+    run = {"agents": config.agents, "merchant_agents": config.merchant_agents,
+           **_run_window(targets, scenario)}
+    seeds = np.random.SeedSequence(config.seed).spawn(config.replicates)
+    objective = Objective(dict(scenario.overrides), names, targets, run, seeds)
+    try:
+        with executors.executor(workers, dask_address) as pool:
+            search = _Search(objective, bounds, config, pool, partial, state, progress)
+            result = search.run()
+            # the fit at the best point, on more replicates than the search used
+            check_seeds = np.random.SeedSequence(config.seed + 1).spawn(max(10, config.replicates))
+            check = executors.run_tasks(_simulate_one, [(objective, result.x, s) for s in check_seeds],
+                                        pool, desc="fit check", progress=progress)
+        simulated = np.vstack(check)
+        wall = search.wall_seconds
+        _write_outputs(partial, final.name, config, loaded, targets, names, bounds, result,
+                       search, simulated, run, started, wall, objective)
+        os.replace(partial / "checkpoint.json", partial / "search_state.json")
+        os.rename(partial, final)
+    except KeyboardInterrupt:
+        print(f"calibration interrupted; continue it with: mpsim calibrate --resume {final.name}"
+              + (f" --config {config.path}" if config.path != DEFAULT_CONFIG else ""),
+              file=sys.stderr)
+        raise
+    except BaseException:
+        if not (partial / "checkpoint.json").is_file():
+            shutil.rmtree(partial, ignore_errors=True)
+        raise
+    best = dict(zip(names, map(float, result.x)))
+    return CalibrationResult(final, best, result.fun, pd.read_csv(final / "fit_table.csv"))
+
+
+def _simulate_one(task) -> np.ndarray:
+    objective, x, seed = task
+    return objective.simulate(x, seeds=[seed])
+
+
+def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, loaded, targets,
+                   names, bounds, result, search: _Search, simulated, run, started, wall,
+                   objective: Objective) -> None:
+    from .plots import plot_calibration
+
+    best = {n: float(v) for n, v in zip(names, result.x)}
+    fit = fit_table(simulated, targets)
+    fit.to_csv(folder / "fit_table.csv", index=False, float_format="%.6g")
+    unc = uncertainty(search.history, names, bounds, config.tolerance)
+    unc.to_csv(folder / "uncertainty.csv", index=False, float_format="%.6g")
+    prof = profiles(search.history, names, bounds)
+    prof.to_csv(folder / "profiles.csv", index=False, float_format="%.6g")
+    pd.DataFrame([{"stage": h[2], "loss": h[1], **dict(zip(names, h[0]))}
+                  for h in search.history]).to_csv(folder / "evaluations.csv", index=False,
+                                                   float_format="%.6g")
+    pd.DataFrame(search.generations).to_csv(folder / "convergence.csv", index=False)
+    _write_json(folder / "best_parameters.json", {"loss": result.fun, "parameters": best})
+    (folder / "calibrated.toml").write_text(scenario_text(run_id, names, result.x, config))
+    _write_json(folder / "manifest.json", {
+        "calibration_id": run_id, "config": config.as_dict(), "targets": len(targets),
+        "unused_rows": [{"line": line, "reason": why} for line, why in loaded.unused],
+        "run": run, "best_loss": result.fun, "best_parameters": best,
+        "evaluations": len(search.history), "generations": len(search.generations),
+        "git": git_commit(), "versions": versions(), "command": sys.argv,
+        "started_utc": started.isoformat(timespec="seconds"), "wall_seconds": round(wall, 1)})
+    frames = [simulate(objective.params(result.x), agents=config.agents,
+                       merchant_agents=config.merchant_agents, start=run["start"],
+                       end=run["end"], seed=s) for s in objective.seeds]
+    plot_calibration(folder, frames, fit, search.history, search.generations, unc, prof,
+                     names, run_id, objective.params(result.x))
