@@ -48,10 +48,12 @@ def describe() -> dict[str, str]:
         "cpu": _cpu_model(),
         "commit": _git("rev-parse", "--short", "HEAD") or "unknown",
         "model_code": "edited since commit" if dirty else "as committed",
+        "load_average": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
 
 def header() -> str:
     d = describe()
     return (f"# python {d['python']}, mesa {d['mesa']}, numpy {d['numpy']}, scipy {d['scipy']}; "
-            f"{d['cpus']} cpus ({d['cpu']}); commit {d['commit']}, model/ {d['model_code']}")
+            f"{d['cpus']} cpus ({d['cpu']}); commit {d['commit']}, model/ {d['model_code']}; "
+            f"load average {d['load_average']} (1, 5, 15 min: other work on the machine)")
