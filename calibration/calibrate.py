@@ -280,13 +280,19 @@ class _Search:
 
     def map(self, func, xs):
         xs = [np.asarray(x, dtype=float) for x in xs]
-        losses = executors.run_tasks(func, xs, self.pool, desc="points", progress=False)
+        best = min((h[1] for h in self.history), default=math.inf)
+
+        def tick(value):
+            nonlocal best
+            best = min(best, value)
+            if self.bar is not None:
+                self.bar.set_postfix(best_loss=f"{best:.4g}", refresh=False)
+                self.bar.update(1)
+
+        losses = executors.run_tasks(func, xs, self.pool, desc="points", progress=False,
+                                     on_result=tick)
         for x, value in zip(xs, losses):
             self.history.append((x.tolist(), float(value), self.stage))
-        if self.bar is not None:
-            self.bar.update(len(xs))
-            best = min(h[1] for h in self.history)
-            self.bar.set_postfix(best_loss=f"{best:.4g}", refresh=False)
         return losses
 
     def checkpoint(self, result, rng: np.random.Generator) -> None:
@@ -320,6 +326,7 @@ class _Search:
                 result = optimize.differential_evolution(
                     self.objective, self.bounds, popsize=config.popsize, maxiter=maxiter - done,
                     init=init, rng=rng, workers=self.map, updating="deferred", polish=False,
+                    strategy=best1bin,
                     tol=1e-6, callback=lambda intermediate_result: self.checkpoint(
                         intermediate_result, rng))
                 best_x, best_f = result.x, float(result.fun)
@@ -337,6 +344,24 @@ class _Search:
         finally:
             self.bar.close()
         return optimize.OptimizeResult(x=np.asarray(best_x), fun=best_f)
+
+
+def best1bin(candidate: int, population: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """DE's best/1/bin trial vector, drawing only from ``rng``.
+
+    scipy's built-in strategies also keep a shuffled index between generations that
+    no public interface exposes; with this strategy the whole state of the search is
+    the population and the generator, so a checkpoint can restore it exactly. The
+    mutation factor is drawn per trial from U(0.5, 1) (dither), crossover is 0.7:
+    scipy's defaults.
+    """
+    size, dims = population.shape
+    others = rng.choice(np.delete(np.arange(size), candidate), 2, replace=False)
+    scale = rng.uniform(0.5, 1.0)
+    mutant = population[0] + scale * (population[others[0]] - population[others[1]])
+    cross = rng.uniform(size=dims) < 0.7
+    cross[rng.integers(dims)] = True  # at least one parameter from the mutant
+    return np.where(cross, mutant, population[candidate])
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -82,11 +82,12 @@ def executor(workers: int | None = None, dask_address: str | None = None) -> Ite
 
 
 def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], pool, *,
-              desc: str = "runs", progress: bool = True) -> list[Any]:
+              desc: str = "runs", progress: bool = True,
+              on_result: Callable[[Any], None] | None = None) -> list[Any]:
     """Run ``fn(task)`` for every task on ``pool``; results in task order.
 
-    A progress bar counts finished tasks. The first failure cancels what has not
-    started and is raised.
+    A progress bar counts finished tasks; ``on_result`` is called with each result as
+    it arrives. The first failure cancels what has not started and is raised.
     """
     tasks = list(tasks)
     futures = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
@@ -97,6 +98,8 @@ def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any], pool, *,
             for future in as_completed(futures):
                 results[futures[future]] = future.result()
                 bar.update(1)
+                if on_result is not None:
+                    on_result(results[futures[future]])
         except BaseException:
             for future in futures:
                 future.cancel()

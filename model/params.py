@@ -337,7 +337,10 @@ PARAMS: tuple[Param, ...] = (
 
 
 
-def _apply_calibration(params: tuple[Param, ...]) -> tuple[Param, ...]:
+CALIBRATED_FILE = __import__("pathlib").Path(__file__).with_name("calibrated.toml")
+
+
+def _apply_calibration(params: tuple[Param, ...], path=CALIBRATED_FILE) -> tuple[Param, ...]:
     """Defaults replaced by the adopted calibration in ``model/calibrated.toml``, if any.
 
     ``scripts/adopt_calibration.py`` writes that file from a calibration's results; each
@@ -345,9 +348,7 @@ def _apply_calibration(params: tuple[Param, ...]) -> tuple[Param, ...]:
     """
     import tomllib
     from dataclasses import replace
-    from pathlib import Path
 
-    path = Path(__file__).with_name("calibrated.toml")
     if not path.is_file():
         return params
     adopted = tomllib.loads(path.read_text())

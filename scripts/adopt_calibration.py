@@ -23,6 +23,8 @@ TARGET = ROOT / "model" / "calibrated.toml"
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Make a finished calibration the baseline.")
     parser.add_argument("calibration", type=Path, help="a finished results/calibration/<id> folder")
+    parser.add_argument("--target", type=Path, default=TARGET,
+                        help=f"file to write (default: {TARGET.relative_to(ROOT)})")
     args = parser.parse_args(argv)
     best_file = args.calibration / "best_parameters.json"
     if not best_file.is_file():
@@ -41,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
              f'calibration_id = "{folder.name}"', f'results = "{shown}"',
              f"loss = {best['loss']!r}", "", "[values]"]
     lines += [f'"{name}" = {float(value)!r}' for name, value in best["parameters"].items()]
-    TARGET.write_text("\n".join(lines) + "\n")
-    print(f"wrote {TARGET}; now run: python scripts/regenerate_baseline.py, then the tests")
+    args.target.write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.target}; now run: python scripts/regenerate_baseline.py, then the tests")
     return 0
 
 

@@ -1,0 +1,210 @@
+"""Calibration: the loss, the configuration file, parameter recovery and resume."""
+
+import datetime as dt
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calibration import calibrate as cal
+from calibration.data import Target
+from model import scenarios, simulate
+from model.errors import MpsimError, ParameterError
+from model.params import PARAMS, _apply_calibration
+
+
+def target(value, kind="exact", unit="million_users", weight=1.0, sigma=None):
+    return Target(row=2, date=dt.date(2018, 12, 15), platform="wechat",
+                  series="miniprogram_dau", value=value, kind=kind, weight=weight,
+                  sigma=sigma, unit=unit, label="t")
+
+
+# --- loss -----------------------------------------------------------------------------
+def test_log_error_of_the_replicate_mean():
+    simulated = np.array([[100.0], [300.0]])  # mean 200
+    assert cal.log_errors(simulated, [target(100.0)])[0] == pytest.approx(math.log(2))
+
+
+def test_lower_bound_penalises_only_a_shortfall():
+    assert cal.log_errors(np.array([[700.0]]), [target(600.0, "lower")])[0] == 0.0
+    assert cal.log_errors(np.array([[300.0]]), [target(600.0, "lower")])[0] == \
+        pytest.approx(math.log(0.5))
+    assert cal.log_errors(np.array([[300.0]]), [target(600.0, "upper")])[0] == 0.0
+
+
+def test_growth_in_percent_compares_growth_factors():
+    errors = cal.log_errors(np.array([[100.0]]), [target(54.0, unit="percent")])
+    assert errors[0] == pytest.approx(math.log(2.0 / 1.54))
+
+
+def test_sigma_gives_a_standardised_error_and_missing_values_a_penalty():
+    assert cal.log_errors(np.array([[110.0]]), [target(100.0, sigma=5.0)])[0] == pytest.approx(2)
+    assert cal.log_errors(np.array([[np.nan]]), [target(100.0)])[0] == cal.MISSING_ERROR
+
+
+def test_loss_is_the_weighted_mean_square():
+    targets = [target(100.0, weight=3.0), target(100.0, weight=1.0)]
+    simulated = np.array([[100.0 * math.e, 100.0]])
+    assert cal.loss(simulated, targets) == pytest.approx(3.0 / 4.0)
+
+
+def test_targets_below_the_model_resolution_are_listed_not_fitted(tmp_path):
+    config = cal.load_config(write_config(tmp_path, "data.csv"))
+    params = scenarios.load("baseline").params
+    tiny = Target(row=5, date=dt.date(2017, 10, 15), platform="alipay",
+                  series="mini_programs_count", value=0.00006, unit="million_mini_programs",
+                  label="alipay mini_programs_count 2017-10")
+    keep, dropped = cal.split_by_resolution([tiny, target(210.0)], params, config)
+    assert [t.value for t in keep] == [210.0]
+    assert dropped[0][0] == 5 and "too small" in dropped[0][1]
+
+
+# --- configuration ----------------------------------------------------------------------
+def write_config(tmp_path, data, free=None, **settings):
+    free = free or {"users.engagement_base_wechat": [-5.0, 0.0]}
+    lines = ['scenario = "baseline"', f'data = "{data}"']
+    lines += [f"{key} = {value!r}" for key, value in settings.items()]
+    lines += ["[free]"] + [f'"{name}" = {list(bounds)}' for name, bounds in free.items()]
+    path = tmp_path / "calibration.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("free, settings, message", [
+    ({"users.engagement_base_wechat": [0.0, -5.0]}, {}, "low < high"),
+    ({"users.engagemnt_base_wechat": [-5.0, 0.0]}, {}, "did you mean"),
+    ({"traffic_sharing.enabled": [0, 1]}, {}, "only numeric parameters"),
+    ({"users.engagement_base_wechat": [-50.0, 0.0]}, {}, "expected a number in"),
+    ({"users.engagement_base_wechat": [-5.0, 0.0]}, {"replicates": 0}, "replicates"),
+    ({"users.engagement_base_wechat": [-5.0, 0.0]}, {"budjet": 10}, "did you mean budget"),
+])
+def test_bad_calibration_files_are_refused(tmp_path, free, settings, message):
+    path = write_config(tmp_path, "data.csv", free, **settings)
+    with pytest.raises(ParameterError, match=message):
+        cal.load_config(path)
+
+
+def test_shipped_configuration_loads_and_names_real_parameters():
+    config = cal.load_config()
+    assert config.data.is_file() and len(config.free) >= 10
+    assert config.budget >= 1000
+
+
+# --- end to end ----------------------------------------------------------------------------
+TRUTH = {"users.engagement_base_wechat": -2.0, "users.discovery_weekly_wechat": 0.04}
+DATES = ["2017-09-15", "2018-03-15", "2018-09-15", "2018-12-15"]
+
+
+def synthetic_targets(tmp_path, agents):
+    """Targets made by the model itself at known parameters, on seeds the calibration
+    does not use, so recovering them is a real test."""
+    frames = [simulate(TRUTH, agents=agents, merchant_agents=800, end=dt.date(2019, 1, 31),
+                       seed=s) for s in np.random.SeedSequence(999).spawn(4)]
+    mean = sum(frames) / len(frames)
+    rows = []
+    for day in DATES:
+        at = mean.loc[:pd.Timestamp(day)].iloc[-1]
+        rows.append((day, "wechat", "miniprogram_dau", at["wechat.miniprogram_dau"]))
+        rows.append((day, "wechat", "miniprogram_users_cumulative",
+                     at["wechat.miniprogram_users_cumulative"]))
+    path = tmp_path / "synthetic.csv"
+    pd.DataFrame(rows, columns=["date", "platform", "series", "value"]).to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.slow
+def test_calibration_recovers_known_parameters(tmp_path):
+    data = synthetic_targets(tmp_path, agents=4000)
+    config = cal.load_config(write_config(
+        tmp_path, data, {"users.engagement_base_wechat": [-5.0, 0.0],
+                         "users.discovery_weekly_wechat": [0.005, 0.15]},
+        seed=5, replicates=2, agents=4000, merchant_agents=800, budget=140, popsize=6,
+        polish_share=0.2))
+    result = cal.calibrate(config, workers=1, out=tmp_path, progress=False)
+    best = result.best
+    # tolerances: about a tenth of each range; the 4,000-agent noise alone moves the
+    # optimum by less than that
+    assert best["users.engagement_base_wechat"] == pytest.approx(-2.0, abs=0.3)
+    assert best["users.discovery_weekly_wechat"] == pytest.approx(0.04, rel=0.25)
+    folder = result.path
+    for name in ("fit_table.csv", "fit.png", "convergence.png", "uncertainty.csv",
+                 "uncertainty.png", "manifest.json", "calibrated.toml", "best_parameters.json"):
+        assert (folder / name).is_file(), name
+    fit = pd.read_csv(folder / "fit_table.csv")
+    assert fit["within_15pct"].all()
+    unc = pd.read_csv(folder / "uncertainty.csv")
+    row = unc.set_index("parameter").loc["users.engagement_base_wechat"]
+    assert row["near_best_low"] <= row["best"] <= row["near_best_high"]
+    # the calibrated scenario file runs as a scenario
+    calibrated = scenarios.load(folder / "calibrated.toml")
+    assert calibrated.params["users.engagement_base_wechat"] == pytest.approx(
+        best["users.engagement_base_wechat"])
+
+
+def small_config(tmp_path):
+    data = synthetic_targets(tmp_path, agents=1000)
+    return cal.load_config(write_config(
+        tmp_path, data, {"users.engagement_base_wechat": [-5.0, 0.0],
+                         "users.discovery_weekly_wechat": [0.005, 0.15]},
+        seed=8, replicates=2, agents=1000, merchant_agents=300, budget=70, popsize=5,
+        polish_share=0.15))
+
+
+@pytest.mark.slow
+def test_resume_gives_the_same_result_as_an_uninterrupted_calibration(tmp_path, monkeypatch):
+    config = small_config(tmp_path)
+    whole = cal.calibrate(config, workers=1, out=tmp_path / "whole", progress=False)
+
+    original = cal._Search.checkpoint
+
+    def interrupt_after_two(self, result, rng):
+        original(self, result, rng)
+        if len(self.generations) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cal._Search, "checkpoint", interrupt_after_two)
+    out = tmp_path / "split"
+    with pytest.raises(KeyboardInterrupt):
+        cal.calibrate(config, workers=1, out=out, progress=False)
+    [partial] = (out / "calibration").iterdir()
+    assert partial.name.endswith(".partial") and (partial / "checkpoint.json").is_file()
+    monkeypatch.setattr(cal._Search, "checkpoint", original)
+    run_id = partial.name[1:-len(".partial")]
+    resumed = cal.calibrate(config, workers=1, out=out, resume=run_id, progress=False)
+
+    assert resumed.path.name == run_id and not partial.exists()
+    assert resumed.loss == pytest.approx(whole.loss, rel=1e-9)
+    for name, value in whole.best.items():
+        assert resumed.best[name] == pytest.approx(value, rel=1e-9)
+    with pytest.raises(MpsimError, match="already finished"):
+        cal.calibrate(config, workers=1, out=out, resume=run_id, progress=False)
+
+
+def test_resume_refuses_another_configuration(tmp_path):
+    config = cal.load_config(write_config(tmp_path, "data.csv"))
+    partial = tmp_path / "calibration" / ".abc.partial"
+    partial.mkdir(parents=True)
+    (partial / "checkpoint.json").write_text(json.dumps(
+        {"config_digest": "different", "config": {"config_file": "x.toml", "budget": 5}}))
+    with pytest.raises(MpsimError, match="another configuration"):
+        cal.calibrate(config, out=tmp_path, resume="abc", progress=False)
+    with pytest.raises(MpsimError, match="no interrupted calibration"):
+        cal.calibrate(config, out=tmp_path, resume="nothing", progress=False)
+
+
+def test_adopting_a_calibration_sets_defaults_and_their_source(tmp_path):
+    from scripts.adopt_calibration import main
+
+    folder = tmp_path / "20990101T000000Z"
+    folder.mkdir()
+    (folder / "best_parameters.json").write_text(json.dumps(
+        {"loss": 0.01, "parameters": {"users.engagement_base_wechat": -2.5}}))
+    written = tmp_path / "calibrated.toml"
+    assert main([str(folder), "--target", str(written)]) == 0
+    adopted = {p.name: p for p in _apply_calibration(PARAMS, written)}
+    param = adopted["users.engagement_base_wechat"]
+    assert param.default == -2.5
+    assert param.source.startswith("calibrated: calibration 20990101T000000Z")
+    assert adopted["red_envelope.strength"].default == 1.0
