@@ -295,6 +295,20 @@ class _Search:
             self.history.append((x.tolist(), float(value), self.stage))
         return losses
 
+    def point_loss(self, x) -> float:
+        """The loss at one point, its replicates run in parallel (the polish is serial)."""
+        x = np.asarray(x, dtype=float)
+        tasks = [(self.objective, x, seed) for seed in self.objective.seeds]
+        simulated = np.vstack(executors.run_tasks(_simulate_one, tasks, self.pool,
+                                                  progress=False))
+        value = loss(simulated, self.objective.targets)
+        self.history.append((x.tolist(), value, self.stage))
+        if self.bar is not None:
+            best = min(h[1] for h in self.history)
+            self.bar.set_postfix(best_loss=f"{best:.4g}", refresh=False)
+            self.bar.update(1)
+        return value
+
     def checkpoint(self, result, rng: np.random.Generator) -> None:
         self.generations.append({"generation": len(self.generations) + 1,
                                  "best_loss": float(result.fun),
@@ -336,7 +350,7 @@ class _Search:
             self.stage = "polish"
             if polish_budget > 0:
                 polished = optimize.minimize(
-                    lambda x: self.map(self.objective, [x])[0], best_x, method="Nelder-Mead",
+                    self.point_loss, best_x, method="Nelder-Mead",
                     bounds=self.bounds, options={"maxfev": polish_budget, "xatol": 1e-4,
                                                  "fatol": 1e-6})
                 if polished.fun < best_f:

@@ -70,6 +70,7 @@ class UserPopulation(mesa.Agent):
         pay: pays with that platform (Alipay users are Alipay payers: it is a
             payment app first).
         ever_used: has ever used that platform's mini programs.
+        first_use: step of first use (-1 if never), for habit.
         active_month, active_today: used them this month / on a typical day of this
             week.
         audience: dict by Alibaba app, the agent uses that app.
@@ -98,6 +99,7 @@ class UserPopulation(mesa.Agent):
         self.app = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.pay = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.ever_used = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
+        self.first_use = {p: np.full(n, -1, dtype=np.int32) for p in PLATFORMS}
         self.active_month = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.active_today = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
 

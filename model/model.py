@@ -65,10 +65,13 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
    of the week with probability
 
    .. math:: u_{i,p} = \sigma(b_p + g V_p + \ell\,[\text{pays on } p] + \pi_i
-             + F\,[\text{festival}] + W\,[\text{festival}, p = \text{Alipay}])
+             + h \min(\tau_{i,p}, T) + F\,[\text{festival}]
+             + W\,[\text{festival}, p = \text{Alipay}])
 
    (*b* = ``engagement_base_<p>``, *g* = ``engagement_catalog``, :math:`\ell` =
-   ``pay_lift``, :math:`\pi_i` the personal propensity, *F* = ``spring_festival_lift``,
+   ``pay_lift``, :math:`\pi_i` the personal propensity, *h* = ``habit_per_year`` and
+   :math:`\tau_{i,p}` the years since *i* first used *p*'s mini programs, capped at
+   *T* = ``habit_cap_years``, *F* = ``spring_festival_lift``,
    *W* = ``wufu.activity_lift`` from ``wufu.first_year``), and in the month with
    probability
    :math:`1 - (1 - u)^{30}`; one uniform draw per user makes daily users a subset of
@@ -160,6 +163,7 @@ class MiniProgramModel(mesa.Model):
         self.p = p = resolve(params)
         self.dates = calendar.week_starts(run["start"], run["end"])
         self.n_steps = len(self.dates)
+        self.years_per_step = calendar.STEP_DAYS / 365.25
         self.festival_year = calendar.festival_years(self.dates)
         population = p["population.people_millions"]
         self.people_per_agent = population / run["agents"]  # million people per user agent
@@ -347,10 +351,11 @@ class MiniProgramModel(mesa.Model):
         for pl in PLATFORMS:
             if t < self.open_step[("users", pl)]:
                 continue
-            ever = users.ever_used[pl]
+            ever, first = users.ever_used[pl], users.first_use[pl]
             if pl == "alipay" and t == self.open_step[("users", "alipay")]:
                 ever |= users.app["alipay"] & (
                     rng.random(users.n, dtype=np.float32) < p["alipay.first_party_coverage"])
+                first[ever] = t
             who = np.flatnonzero(self.can_reach(pl) & ~ever)
             if not who.size:
                 continue
@@ -362,7 +367,9 @@ class MiniProgramModel(mesa.Model):
                 if wufu:
                     rate = rate - np.log1p(-min(p["wufu.discovery_rate"], 1 - 1e-9)) * app
             draw = rng.random(who.size, dtype=np.float32)
-            ever[who[draw < -np.expm1(-rate)]] = True
+            new = who[draw < -np.expm1(-rate)]
+            ever[new] = True
+            first[new] = t
 
     def users_use(self, t: int) -> None:
         """Rule 6: daily and monthly use; then the reach merchants will see next week."""
@@ -384,6 +391,10 @@ class MiniProgramModel(mesa.Model):
                     shift += p["wufu.activity_lift"]
             logit = users.propensity[who] + np.float32(shift)
             logit += np.float32(p["users.pay_lift"]) * users.pay[pl][who]
+            if p["users.habit_per_year"]:
+                years = np.minimum((t - users.first_use[pl][who]) * self.years_per_step,
+                                   p["users.habit_cap_years"])
+                logit += np.float32(p["users.habit_per_year"]) * years.astype(np.float32)
             odds = np.exp(np.minimum(logit, np.float32(30.0)))  # daily probability odds/(1+odds)
             draw = rng.random(who.size, dtype=np.float32)
             today[who] = draw * (1.0 + odds) < odds

@@ -208,3 +208,19 @@ def test_adopting_a_calibration_sets_defaults_and_their_source(tmp_path):
     assert param.default == -2.5
     assert param.source.startswith("calibrated: calibration 20990101T000000Z")
     assert adopted["red_envelope.strength"].default == 1.0
+
+
+def test_the_polish_evaluates_points_exactly_as_the_search_does(tmp_path):
+    from model.executor import executor
+
+    config = cal.load_config(write_config(tmp_path, "unused.csv", seed=2, replicates=2,
+                                          agents=600, merchant_agents=200))
+    targets = [target(150.0), target(500.0, "lower")]
+    run = {"agents": 600, "merchant_agents": 200, "start": dt.date(2014, 1, 1),
+           "end": dt.date(2018, 12, 31)}
+    objective = cal.Objective({}, ["users.engagement_base_wechat"], targets, run,
+                              np.random.SeedSequence(2).spawn(2))
+    with executor(workers=1) as pool:
+        search = cal._Search(objective, [(-5.0, 0.0)], config, pool, tmp_path, None, False)
+        assert search.point_loss([-2.5]) == objective([-2.5])
+    assert search.history[-1][2] == "de" and search.history[-1][0] == [-2.5]

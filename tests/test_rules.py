@@ -218,3 +218,22 @@ def test_outputs_are_in_people_not_agents():
     a, b = small.results().iloc[-1], large.results().iloc[-1]
     assert a["wechat.app_users"] == pytest.approx(b["wechat.app_users"], rel=0.05)
     assert small.people_per_agent == pytest.approx(4 * large.people_per_agent)
+
+
+def test_habit_raises_daily_use_with_years_of_use_and_stops_at_the_cap():
+    base = {"users.engagement_sd": 0.0, "users.spring_festival_lift": 0.0}
+    plain = make({**base, "users.habit_per_year": 0.0}, agents=10_000)
+    habit = make({**base, "users.habit_per_year": 1.0, "users.habit_cap_years": 0.5},
+                 agents=10_000)
+    for model in (plain, habit):
+        step_to(model, dt.date(2018, 12, 1))
+    users = habit.users
+    tenure = (habit.t - 1 - users.first_use["wechat"]) * habit.years_per_step
+    assert users.first_use["wechat"][users.ever_used["wechat"]].min() >= \
+        habit.open_step[("users", "wechat")]
+    assert (users.first_use["wechat"][~users.ever_used["wechat"]] == -1).all()
+    assert tenure[users.ever_used["wechat"]].max() > 1.0
+    ratio = (habit.results()["wechat.miniprogram_dau"].iloc[-1]
+             / plain.results()["wechat.miniprogram_dau"].iloc[-1])
+    # half a year's habit at most: +0.5 log-odds lifts a ~10% daily probability ~1.5x
+    assert 1.3 < ratio < 1.8

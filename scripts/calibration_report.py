@@ -1,0 +1,120 @@
+"""Write docs/CALIBRATION.md from a finished calibration folder.
+
+    python scripts/calibration_report.py results/calibration/<id>
+
+The page shows how the calibration was run, how long it took, the fitted parameters
+with their near-best ranges, and the fit to every reported figure, the seed figures
+(tier S) first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = ROOT / "docs" / "CALIBRATION.md"
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def report(folder: Path) -> str:
+    manifest = json.loads((folder / "manifest.json").read_text())
+    fit = pd.read_csv(folder / "fit_table.csv")
+    unc = pd.read_csv(folder / "uncertainty.csv")
+    tiers = pd.read_csv(manifest["config"]["data"], dtype=str) if Path(
+        manifest["config"]["data"]).is_file() else None
+    if tiers is not None and "tier" in tiers.columns:
+        tier_of_line = {i + 2: t for i, t in enumerate(tiers["tier"])}
+        fit["tier"] = fit["line"].map(tier_of_line).fillna("")
+    else:
+        fit["tier"] = ""
+    config = manifest["config"]
+    try:
+        shown = folder.resolve().relative_to(ROOT)
+    except ValueError:
+        shown = folder
+    lines = [
+        "# Calibration of the baseline",
+        "",
+        f"Calibration `{manifest['calibration_id']}` (folder `{shown}`), made with "
+        f"`mpsim calibrate` and the file `{Path(config['config_file']).name}`: "
+        f"{len(config['free'])} free parameters fitted to {manifest['targets']} reported "
+        f"figures with {config['replicates']} replicates of {config['agents']:,} user agents "
+        f"per parameter point, {manifest['evaluations']} points in all "
+        f"({manifest['generations']} generations of differential evolution, then a "
+        f"Nelder-Mead polish). Best loss {manifest['best_loss']:.4g}. Wall time "
+        f"{manifest['wall_seconds'] / 60:.1f} minutes on this machine "
+        f"({manifest['versions']['platform']}, Python {manifest['versions']['python']}).",
+        "",
+        "The fit below is checked at the best point on 10 fresh replicates (seeds not used "
+        "by the search). Within 15% means the simulated mean is within 15% of the figure; "
+        "for a lower bound, not below 85% of it.",
+        "",
+        "## The seed figures (tier S)",
+        "",
+    ]
+    table_cols = ["label", "kind", "reported", "simulated_mean", "simulated_p05",
+                  "simulated_p95", "relative_error", "within_15pct"]
+
+    def table(rows: pd.DataFrame) -> list[str]:
+        out = ["| figure | kind | reported | simulated mean | 90% interval | error | within 15% |",
+               "|---|---|---|---|---|---|---|"]
+        for _, r in rows[table_cols].iterrows():
+            out.append(f"| {r['label']} | {r['kind']} | {_fmt(r['reported'])} | "
+                       f"{_fmt(r['simulated_mean'])} | {_fmt(r['simulated_p05'])} to "
+                       f"{_fmt(r['simulated_p95'])} | {r['relative_error']:+.1%} | "
+                       f"{'yes' if r['within_15pct'] else '**no**'} |")
+        return out
+
+    seed = fit[fit["tier"] == "S"]
+    lines += table(seed)
+    met = int(seed["within_15pct"].sum())
+    lines += ["", f"{met} of {len(seed)} seed figures are within 15%.", "",
+              "## Fitted parameters", "",
+              "Near-best: the range over evaluated points whose loss is within "
+              f"{config['tolerance']:.0%} of the best. A parameter whose near-best range "
+              "spans more than half its bounds is not pinned down by the data.", "",
+              "| parameter | fitted | near-best range | bounds | pinned down |",
+              "|---|---|---|---|---|"]
+    for _, r in unc.iterrows():
+        lines.append(f"| `{r['parameter']}` | {_fmt(r['best'])} | {_fmt(r['near_best_low'])} "
+                     f"to {_fmt(r['near_best_high'])} | {_fmt(r['bound_low'])} to "
+                     f"{_fmt(r['bound_high'])} | {'yes' if r['identified'] else '**no**'} |")
+    lines += ["", "## Every reported figure", "",
+              f"{int(fit['within_15pct'].sum())} of {len(fit)} figures are within 15%. "
+              "Tier A and B figures come from companies and reputable outlets, tier C "
+              "from reposts (`calibration/data/README.md`).", ""]
+    lines += table(fit.sort_values(["tier", "label"]))
+    unused = manifest.get("unused_rows", [])
+    if unused:
+        lines += ["", "## Rows not fitted", ""]
+        lines += [f"- line {u['line']}: {u['reason']}" for u in unused]
+    lines += ["", "## Plots", "", f"![fit]({Path('..') / shown / 'fit.png'})", "",
+              f"![convergence]({Path('..') / shown / 'convergence.png'})", "",
+              f"![uncertainty]({Path('..') / shown / 'uncertainty.png'})", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write docs/CALIBRATION.md from a calibration.")
+    parser.add_argument("calibration", type=Path, help="a finished results/calibration/<id>")
+    parser.add_argument("--target", type=Path, default=TARGET, help="file to write")
+    args = parser.parse_args(argv)
+    if not (args.calibration / "manifest.json").is_file():
+        print(f"calibration_report: error: {args.calibration}: not a finished calibration",
+              file=sys.stderr)
+        return 2
+    args.target.write_text(report(args.calibration))
+    print(f"wrote {args.target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

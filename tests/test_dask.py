@@ -1,0 +1,56 @@
+"""Runs on a real Dask cluster (on loopback) equal runs on local processes, bit for bit.
+
+Seeds belong to the tasks, not to the workers, so the executor that ran a task cannot
+change its result.
+"""
+
+import os
+
+import pandas as pd
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from model import scenarios  # noqa: E402
+from model.executor import DASK_ENV, executor, run_tasks  # noqa: E402
+from model.runner import run_scenario  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    import dask
+
+    # Dask's default MALLOC_TRIM_THRESHOLD_ for workers slows this numpy model 2-3x.
+    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      host="127.0.0.1", dashboard_address=None) as local:
+            yield local
+
+
+def test_replicates_on_dask_equal_local_ones_bit_for_bit(cluster, tmp_path):
+    tiny = scenarios.load("tiny")
+    local = run_scenario(tiny, workers=2, out=tmp_path / "local", plots=False, progress=False)
+    remote = run_scenario(tiny, dask_address=cluster.scheduler_address, out=tmp_path / "dask",
+                          plots=False, progress=False)
+    assert len(remote.frames) == len(local.frames) == tiny.run["replicates"]
+    for a, b in zip(local.frames, remote.frames):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_the_environment_variable_selects_the_cluster(cluster, monkeypatch):
+    monkeypatch.setenv(DASK_ENV, cluster.scheduler_address)
+    with executor(workers=1) as pool:
+        assert "distributed" in type(pool).__module__
+        assert run_tasks(abs, [-1, -2, 3], pool, progress=False) == [1, 2, 3]
+    monkeypatch.delenv(DASK_ENV)
+    assert os.environ.get(DASK_ENV) is None
+
+
+def test_an_unreachable_scheduler_is_a_clear_error():
+    from model.errors import MpsimError
+
+    with pytest.raises(MpsimError, match="cannot reach the Dask scheduler"):
+        with executor(dask_address="tcp://127.0.0.1:1"):
+            pass
