@@ -1,0 +1,707 @@
+r"""Exploring many values of a scenario's parameters: sweeps and Sobol' sensitivity.
+
+Both jobs vary parameters ``x = (x_1, ..., x_d)`` of one scenario within ranges
+``[low_k, high_k]`` given as ``NAME=LOW:HIGH`` (``parse_ranges``), run every point
+``replicates`` times and reduce each run to the scalar ``OUTCOMES``. Every point uses
+the same replicate seeds, ``numpy.random.SeedSequence(seed).spawn(replicates)``
+(common random numbers), so differences between points come from the parameters, not
+from the draws. An outcome at a point is the mean over its replicates,
+
+.. math:: \bar y(x) = \frac{1}{R} \sum_{r=1}^{R} y(x, \text{seed}_r).
+
+**Sweep** (``sweep``): points from a design (``design``: an even grid, a Latin
+hypercube or a scrambled Sobol' sequence over the box of ranges). It writes
+``<out>/sweep/<scenario>/<run-id>/`` with ``samples.csv`` (one row per point: the
+parameter values, each outcome's mean and its standard deviation over replicates),
+``manifest.json`` and ``outcomes_vs_parameters.png``.
+
+**Sensitivity** (``sensitivity``): first-order and total Sobol' indices of each
+outcome with respect to each parameter, each parameter uniform on its range,
+
+.. math:: S_k = \frac{V[E(Y \mid x_k)]}{V[Y]}, \qquad
+          S_{T_k} = 1 - \frac{V[E(Y \mid x_{\sim k})]}{V[Y]},
+
+estimated by ``scipy.stats.sobol_indices`` (Saltelli et al. 2010) from two matrices
+``A`` and ``B`` of ``n`` points each and the ``d`` matrices :math:`A_B^{(k)}` (``A``
+with parameter *k* taken from ``B``):
+
+.. math:: \hat S_k = \frac{1}{n \hat V} \sum_j f(B)_j \big(f(A_B^{(k)})_j - f(A)_j\big),
+          \qquad
+          \hat S_{T_k} = \frac{1}{2 n \hat V} \sum_j \big(f(A)_j - f(A_B^{(k)})_j\big)^2,
+
+with :math:`\hat V` the variance of the ``2n`` values :math:`f(A), f(B)` (outputs
+centred on their mean first). That is ``n (d + 2)`` points, each run ``replicates``
+times. It writes ``<out>/sensitivity/<scenario>/<run-id>/`` with ``sobol_indices.csv``
+(indices and bootstrap 90% intervals), ``points.csv`` (every evaluated point and its
+outcomes, to re-analyse), ``manifest.json`` and ``sobol_indices.png``.
+
+Every model run is one task of ``model.executor.run_tasks`` (in-process, local cores or
+Dask); results folders are written atomically and never overwritten.
+
+Example::
+
+    from model import scenarios
+    from model.sweep import parse_ranges, sweep
+
+    ranges = parse_ranges(["red_envelope.strength=0:2"])
+    folder = sweep(scenarios.load("baseline"), ranges, samples=8, replicates=4,
+                   agents=20_000)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import executor as executors
+from .errors import MpsimError, ParameterError, ScenarioError
+from .params import BY_NAME, _closest, check_param
+from .runner import (RESULTS_DIR, _json_default, _replicate, manifest, new_run_dir,
+                     replicate_seeds, run_settings, write_atomically)
+from .scenarios import Scenario
+
+DESIGNS = ("grid", "lhs", "sobol")
+#: Confidence level of the bootstrap intervals of the Sobol' indices.
+CONFIDENCE = 0.90
+BOOTSTRAP_RESAMPLES = 999
+
+
+# --- parameter ranges ---------------------------------------------------------------
+def _check_range(name: str, low: Any, high: Any, where: str) -> tuple[float, float]:
+    """One range, checked against the parameter's spec; the bounds as numbers."""
+    spec = BY_NAME.get(name)
+    if spec is None:
+        raise ParameterError(f"{where}: unknown parameter {name!r}; {_closest(name, BY_NAME)}")
+    if spec.kind not in (float, int):
+        raise ParameterError(f"{where}: {name} is {spec.describe_allowed()}, not a number; "
+                             "only numeric parameters can be swept (see 'mpsim params')")
+    low = check_param(name, low, where)
+    high = check_param(name, high, where)
+    if low >= high:
+        raise ParameterError(f"{where}: {name}: LOW {low} must be below HIGH {high}")
+    return float(low), float(high)
+
+
+def parse_ranges(specs: list[str]) -> dict[str, tuple[float, float]]:
+    """Parameter ranges from ``NAME=LOW:HIGH`` strings (``--param`` flags), in order.
+
+    Refuses, with a one-line ``ParameterError`` naming the spec: a malformed spec, an
+    unknown parameter (with the closest names), a parameter that is not a number
+    (dates, switches, app lists), LOW >= HIGH, a bound outside the parameter's allowed
+    range or not an integer for an integer parameter, and a parameter given twice.
+    """
+    if not specs:
+        raise ParameterError("--param: give at least one NAME=LOW:HIGH, "
+                             "e.g. --param red_envelope.strength=0:2")
+    ranges: dict[str, tuple[float, float]] = {}
+    for spec in specs:
+        where = f"--param {spec}"
+        name, eq, bounds = str(spec).partition("=")
+        name = name.strip()
+        low_text, colon, high_text = bounds.partition(":")
+        if not eq or not colon or not name or ":" in high_text:
+            raise ParameterError(f"{where}: expected NAME=LOW:HIGH, "
+                                 "e.g. red_envelope.strength=0:2")
+        values = []
+        for text in (low_text, high_text):
+            try:
+                values.append(float(text))
+            except ValueError:
+                raise ParameterError(f"{where}: bound {text.strip()!r} is not a number; "
+                                     "expected NAME=LOW:HIGH with numbers") from None
+        values = [int(v) if v.is_integer() else v for v in values]
+        if name in ranges:
+            raise ParameterError(f"{where}: {name} is given twice; give each parameter once")
+        ranges[name] = _check_range(name, values[0], values[1], where)
+    return ranges
+
+
+def _checked_ranges(ranges: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+    if not ranges:
+        raise ParameterError("parameter ranges: give at least one NAME=LOW:HIGH")
+    return {name: _check_range(name, *bounds, "parameter ranges")
+            for name, bounds in ranges.items()}
+
+
+# --- designs ------------------------------------------------------------------------
+def grid_points_per_axis(samples: int, dims: int) -> int:
+    """Points per axis of a grid design: ``round(samples ** (1 / dims))``, at least 2."""
+    return max(2, int(round(samples ** (1.0 / dims))))
+
+
+def _to_values(unit: np.ndarray, ranges: dict[str, tuple[float, float]]) -> np.ndarray:
+    """Points of the unit cube (n x d) scaled to the ranges.
+
+    A continuous parameter maps ``u`` to ``low + u (high - low)``. An integer parameter
+    maps it to ``[low - 1/2, high + 1/2]`` and rounds, so every integer in the range is
+    equally likely (the end points included).
+    """
+    from scipy.stats import qmc
+
+    lows, highs = _bounds(ranges, widen_integers=True)
+    values = qmc.scale(unit, lows, highs)
+    return _round_integers(values, ranges)
+
+
+def _bounds(ranges, widen_integers: bool) -> tuple[np.ndarray, np.ndarray]:
+    lows, highs = (np.array([b[i] for b in ranges.values()], dtype=float) for i in (0, 1))
+    if widen_integers:
+        integer = np.array([BY_NAME[name].kind is int for name in ranges])
+        lows, highs = lows - 0.5 * integer, highs + 0.5 * integer
+    return lows, highs
+
+
+def _round_integers(values: np.ndarray, ranges) -> np.ndarray:
+    values = np.array(values, dtype=float)
+    for k, (name, (low, high)) in enumerate(ranges.items()):
+        if BY_NAME[name].kind is int:
+            values[:, k] = np.clip(np.round(values[:, k]), low, high)
+    return values
+
+
+def design(ranges: dict[str, tuple[float, float]], samples: int, kind: str = "lhs",
+           seed: int | None = 0) -> np.ndarray:
+    """Sample points, an array of shape (n, d) with columns in the order of ``ranges``.
+
+    * ``grid``: every combination of ``k = round(samples ** (1/d))`` (at least 2) evenly
+      spaced values per parameter, end points included; ``n = k ** d``, which may
+      differ from ``samples`` (``grid_points_per_axis`` says how many).
+    * ``lhs``: a Latin hypercube (``scipy.stats.qmc.LatinHypercube``): each parameter's
+      range cut into ``samples`` equal strata, one point in each; ``n = samples``.
+    * ``sobol``: a scrambled Sobol' sequence (``scipy.stats.qmc.Sobol``); ``n =
+      samples``, best balanced when ``samples`` is a power of 2.
+
+    Points are scaled to the ranges with ``scipy.stats.qmc.scale``; integer parameters
+    are rounded. The same ``seed`` gives the same points.
+    """
+    from scipy.stats import qmc
+
+    ranges = _checked_ranges(ranges)
+    if kind not in DESIGNS:
+        raise MpsimError(f"--design {kind}: unknown design; expected one of {', '.join(DESIGNS)}")
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise MpsimError(f"--samples {samples}: expected a whole number of at least 1")
+    d = len(ranges)
+    if kind == "grid":
+        k = grid_points_per_axis(int(samples), d)
+        lows, highs = _bounds(ranges, widen_integers=False)
+        axes = [np.linspace(lo, hi, k) for lo, hi in zip(lows, highs)]
+        mesh = np.meshgrid(*axes, indexing="ij")
+        return _round_integers(np.column_stack([m.ravel() for m in mesh]), ranges)
+    if kind == "lhs":
+        unit = qmc.LatinHypercube(d=d, rng=seed).random(int(samples))
+    else:
+        with warnings.catch_warnings():  # balance warning when samples is not 2**m
+            warnings.simplefilter("ignore", UserWarning)
+            unit = qmc.Sobol(d=d, scramble=True, rng=seed).random(int(samples))
+    return _to_values(unit, ranges)
+
+
+def _describe_design(kind: str, samples: int, n_points: int, d: int) -> dict[str, Any]:
+    info: dict[str, Any] = {"kind": kind, "samples_requested": int(samples),
+                            "samples": int(n_points)}
+    if kind == "grid":
+        info["points_per_axis"] = grid_points_per_axis(samples, d)
+    if kind == "sobol" and samples & (samples - 1):
+        info["note"] = "samples is not a power of 2: the Sobol' points are less balanced"
+    return info
+
+
+# --- outcomes -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Outcome:
+    """A scalar outcome of one replicate's frame (one row per weekly step)."""
+
+    name: str
+    unit: str
+    meaning: str
+    compute: Callable[[pd.DataFrame], float]
+    colour: str = "#555555"
+
+
+def _in_year(frame: pd.DataFrame, column: str, year: int) -> pd.Series:
+    return frame[column][frame.index.year == year]
+
+
+def _year_mean(column: str, year: int) -> Callable[[pd.DataFrame], float]:
+    def compute(frame: pd.DataFrame) -> float:
+        return float(_in_year(frame, column, year).mean())  # NaN weeks skipped
+    return compute
+
+
+def _year_end(column: str, year: int) -> Callable[[pd.DataFrame], float]:
+    def compute(frame: pd.DataFrame) -> float:
+        return float(_in_year(frame, column, year).iloc[-1])
+    return compute
+
+
+def _dau_lead_end(frame: pd.DataFrame, year: int = 2020) -> float:
+    return float(_in_year(frame, "wechat.miniprogram_dau", year).iloc[-1]
+                 - _in_year(frame, "alipay.miniprogram_dau", year).iloc[-1])
+
+
+#: The scalar outcomes of a run, each computed from one replicate's frame and then
+#: averaged over replicates. "End of a year" is the last weekly step starting in it.
+OUTCOMES: tuple[Outcome, ...] = (
+    Outcome("alipay_dau_share_2020", "share",
+            "Alipay's share of mini-program daily users in 2020: mean over the weekly steps "
+            "of 2020 of alipay.miniprogram_dau_share",
+            _year_mean("alipay.miniprogram_dau_share", 2020), "#1677ff"),
+    Outcome("wechat_dau_lead_end2020", "million people",
+            "WeChat's lead in mini-program daily users at the end of 2020: "
+            "wechat.miniprogram_dau minus alipay.miniprogram_dau",
+            _dau_lead_end, "#07a35a"),
+    Outcome("alipay_miniprogram_users_end2020", "million people",
+            "people who have ever used an Alipay mini program, end of 2020",
+            _year_end("alipay.miniprogram_users_cumulative", 2020), "#1677ff"),
+    Outcome("wechat_miniprogram_users_end2020", "million people",
+            "people who have ever used a WeChat mini program, end of 2020",
+            _year_end("wechat.miniprogram_users_cumulative", 2020), "#07a35a"),
+    Outcome("wechat_pay_users_end2017", "million people",
+            "people paying with WeChat Pay, end of 2017",
+            _year_end("wechat.pay_users", 2017), "#07a35a"),
+    Outcome("users_multihoming_share_2020", "share",
+            "share of monthly mini-program users using both platforms' mini programs: "
+            "mean over the weekly steps of 2020 of all.users_multihoming_share",
+            _year_mean("all.users_multihoming_share", 2020), "#8e44ad"),
+)
+OUTCOME_NAMES = tuple(o.name for o in OUTCOMES)
+#: The horizon the outcomes need: a step in 2017 and every week of 2020.
+HORIZON_START_YEAR = 2017
+HORIZON_END = dt.date(2020, 12, 31)
+
+
+def outcome_table() -> pd.DataFrame:
+    """The outcomes as a table: name, unit, meaning."""
+    return pd.DataFrame([{"name": o.name, "unit": o.unit, "meaning": o.meaning}
+                         for o in OUTCOMES])
+
+
+def outcome_values(frame: pd.DataFrame) -> np.ndarray:
+    """Every outcome of one replicate's frame, in the order of ``OUTCOMES``."""
+    return np.array([o.compute(frame) for o in OUTCOMES], dtype=float)
+
+
+def check_horizon(scenario: Scenario, run: dict[str, Any]) -> None:
+    """Refuse a horizon that does not cover what the outcomes read (2017 to end-2020)."""
+    if run["start"].year > HORIZON_START_YEAR or run["end"] < HORIZON_END:
+        raise ScenarioError(
+            f"{scenario.path}: run.start {run['start']} to run.end {run['end']}: the sweep "
+            f"outcomes need a horizon from {HORIZON_START_YEAR} or earlier through "
+            f"{HORIZON_END}; set [run] end = {HORIZON_END} (or later) in the scenario")
+
+
+def _outcomes_task(task: tuple[dict, dict, np.random.SeedSequence]) -> np.ndarray:
+    """One replicate at one point, reduced to its outcomes in the worker (small to send)."""
+    return outcome_values(_replicate(task))
+
+
+# --- running points -----------------------------------------------------------------
+def _overrides(base: dict[str, Any], names: list[str], point: np.ndarray) -> dict[str, Any]:
+    out = dict(base)
+    for name, value in zip(names, point):
+        out[name] = int(round(value)) if BY_NAME[name].kind is int else float(value)
+    return out
+
+
+def _evaluate(scenario: Scenario, run: dict[str, Any], names: list[str], points: np.ndarray,
+              pool, *, desc: str, progress: bool) -> np.ndarray:
+    """Outcomes of every point and replicate: an array (points, replicates, outcomes).
+
+    One task per (point, replicate); replicate r uses seed r at every point.
+    """
+    seeds = replicate_seeds(run["seed"], run["replicates"])
+    tasks = [(_overrides(scenario.overrides, names, point), run, s)
+             for point in points for s in seeds]
+    results = executors.run_tasks(_outcomes_task, tasks, pool, desc=desc, progress=progress)
+    return np.array(results, dtype=float).reshape(len(points), len(seeds), len(OUTCOMES))
+
+
+def _prepare(scenario: Scenario | str | Path, ranges, *, seed, replicates, agents):
+    from . import scenarios as scenario_files
+
+    if not isinstance(scenario, Scenario):
+        scenario = scenario_files.load(scenario)
+    ranges = _checked_ranges(ranges)
+    run = run_settings(scenario, replicates=replicates, seed=seed, agents=agents)
+    check_horizon(scenario, run)
+    return scenario, ranges, run
+
+
+def _outcomes_manifest() -> list[dict[str, str]]:
+    return outcome_table().to_dict("records")
+
+
+def _say(progress: bool, text: str) -> None:
+    if progress:
+        print(text, file=sys.stderr)
+
+
+# --- sweep --------------------------------------------------------------------------
+def sweep(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, float]], *,
+          samples: int = 16, design_kind: str = "lhs", seed: int | None = None,
+          replicates: int | None = None, agents: int | None = None,
+          workers: int | None = None, dask_address: str | None = None,
+          out: Path | None = None, progress: bool = True) -> Path:
+    """Run a scenario at many parameter points and write the outcomes; return the folder.
+
+    ``ranges`` maps parameter names to (low, high) (``parse_ranges``); other parameters
+    keep the scenario's values. ``design(ranges, samples, design_kind, seed)`` gives the
+    points; each is run ``replicates`` times with the same replicate seeds. ``seed``,
+    ``replicates`` and ``agents`` default to the scenario's run settings. Writes
+    ``<out or results>/sweep/<scenario>/<run-id>/``:
+
+    * ``samples.csv``: one row per point, ``sample``, the parameter values, each
+      outcome's mean over replicates and ``<outcome>_sd``, its standard deviation over
+      replicates (``ddof=1``; blank with one replicate);
+    * ``manifest.json``: scenario, ranges, design, seeds, outcomes, versions, git
+      commit, command, start time and wall time;
+    * ``outcomes_vs_parameters.png``: one row per outcome, one column per parameter.
+    """
+    scenario, ranges, run = _prepare(scenario, ranges, seed=seed, replicates=replicates,
+                                     agents=agents)
+    names = list(ranges)
+    points = design(ranges, samples, design_kind, run["seed"])
+    info_design = _describe_design(design_kind, samples, len(points), len(names))
+    if design_kind == "grid" and len(points) != samples:
+        _say(progress, f"grid design: {info_design['points_per_axis']} points per axis x "
+                       f"{len(names)} parameter(s) = {len(points)} samples "
+                       f"(asked for {samples})")
+    started = dt.datetime.now(dt.timezone.utc)
+    clock = time.perf_counter()
+    n_tasks = len(points) * run["replicates"]
+    with executors.executor(min(workers or executors.default_workers(), n_tasks),
+                            dask_address) as pool:
+        values = _evaluate(scenario, run, names, points, pool,
+                           desc=f"sweep {scenario.name}", progress=progress)
+    wall = time.perf_counter() - clock
+    table = samples_table(names, points, values)
+    final = new_run_dir(Path(out or RESULTS_DIR) / "sweep" / scenario.name, started)
+
+    def write(folder: Path) -> None:
+        table.to_csv(folder / "samples.csv", index=False, float_format="%.6g")
+        info = manifest(scenario, run, started, wall, {
+            "sweep_id": final.name,
+            "ranges": {name: list(bounds) for name, bounds in ranges.items()},
+            "design": {**info_design, "seed": run["seed"],
+                       "method": "model.sweep.design (scipy.stats.qmc)"},
+            "common_random_numbers": "every sample uses the same replicate seeds",
+            "model_runs": n_tasks,
+            "outcomes": _outcomes_manifest(),
+        })
+        (folder / "manifest.json").write_text(json.dumps(info, indent=2, default=_json_default))
+        plot_outcomes_vs_parameters(table, names, folder / "outcomes_vs_parameters.png",
+                                    info)
+
+    return write_atomically(final, write)
+
+
+def samples_table(names: list[str], points: np.ndarray, values: np.ndarray) -> pd.DataFrame:
+    """One row per point: values, outcome means and standard deviations over replicates."""
+    table = pd.DataFrame(points, columns=names)
+    table.insert(0, "sample", np.arange(len(points)))
+    with warnings.catch_warnings():  # all-NaN outcomes and single replicates
+        warnings.simplefilter("ignore", RuntimeWarning)
+        means = np.nanmean(values, axis=1)
+        sds = (np.nanstd(values, axis=1, ddof=1) if values.shape[1] > 1
+               else np.full_like(means, np.nan))
+    for j, name in enumerate(OUTCOME_NAMES):
+        table[name] = means[:, j]
+    for j, name in enumerate(OUTCOME_NAMES):
+        table[f"{name}_sd"] = sds[:, j]
+    for name in names:
+        if BY_NAME[name].kind is int:
+            table[name] = table[name].astype(int)
+    return table
+
+
+# --- sensitivity --------------------------------------------------------------------
+def _uniform_dists(ranges) -> list:
+    """Each parameter uniform on its range (integers: on [low - 1/2, high + 1/2])."""
+    from scipy.stats import uniform
+
+    lows, highs = _bounds(ranges, widen_integers=True)
+    return [uniform(loc=lo, scale=hi - lo) for lo, hi in zip(lows, highs)]
+
+
+def sobol_points(ranges: dict[str, tuple[float, float]], n: int,
+                 seed: int | None = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The matrices ``A``, ``B`` (each d x n) and ``AB`` (d x d x n) of Saltelli's design.
+
+    As ``scipy.stats.sobol_indices`` draws them: one scrambled Sobol' sequence of
+    ``2d`` dimensions, its first ``d`` columns ``A`` and the rest ``B``, mapped through
+    each parameter's uniform ``ppf``; page *k* of ``AB`` is ``A`` with row *k* from
+    ``B``. Integer parameters are rounded.
+    """
+    from scipy.stats import qmc
+
+    ranges = _checked_ranges(ranges)
+    d = len(ranges)
+    unit = qmc.Sobol(d=2 * d, scramble=True, bits=64, rng=seed).random(n)  # n x 2d
+    dists = _uniform_dists(ranges)
+    a_b = np.stack([dists[k % d].ppf(unit[:, k]) for k in range(2 * d)])  # 2d x n
+    A = _round_integers(a_b[:d].T, ranges).T
+    B = _round_integers(a_b[d:].T, ranges).T
+    AB = np.tile(A, (d, 1, 1))
+    AB[np.arange(d), np.arange(d)] = B
+    return A, B, AB
+
+
+def _stack_points(A: np.ndarray, B: np.ndarray, AB: np.ndarray) -> np.ndarray:
+    """Every point to evaluate, (n (d + 2)) x d: ``A``, then ``B``, then each AB page."""
+    return np.concatenate([A, B, *AB], axis=1).T
+
+
+def indices_from_evaluations(evaluations: np.ndarray, n: int, parameters: list[str],
+                             outcomes: list[str], *, bootstrap: bool = True,
+                             confidence: float = CONFIDENCE,
+                             rng: int | None = 0) -> pd.DataFrame:
+    """Sobol' indices from outputs at the stacked points of ``_stack_points``.
+
+    ``evaluations`` is (s, n (d + 2)): outcome values at ``A`` (first ``n`` columns),
+    ``B`` (next ``n``) and ``AB`` page by page. Returns one row per (outcome,
+    parameter) with ``first_order`` and ``total`` (Saltelli 2010 estimators, through
+    ``scipy.stats.sobol_indices``) and, with ``bootstrap``, BCa bootstrap intervals
+    (``SobolResult.bootstrap``, resampling the ``n`` rows; NaN where the bootstrap
+    is degenerate, as with very few points).
+    """
+    from scipy.stats import sobol_indices
+
+    evaluations = np.atleast_2d(np.asarray(evaluations, dtype=float))
+    s, d = len(outcomes), len(parameters)
+    if evaluations.shape != (s, n * (d + 2)):
+        raise ValueError(f"evaluations have shape {evaluations.shape}; expected "
+                         f"({s}, {n * (d + 2)}) for {s} outcomes, n={n}, d={d}")
+    f_A, f_B = evaluations[:, :n], evaluations[:, n:2 * n]
+    f_AB = evaluations[:, 2 * n:].reshape(s, d, n).transpose(1, 0, 2)  # d x s x n
+    result = sobol_indices(func={"f_A": f_A, "f_B": f_B, "f_AB": f_AB}, n=n)
+    first = np.reshape(result.first_order, (s, d))
+    total = np.reshape(result.total_order, (s, d))
+    intervals = {}
+    if bootstrap:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")  # degenerate resamples with few points
+            # SobolResult.bootstrap draws from numpy's global random state: seed it for
+            # reproducible intervals, then put it back
+            state = np.random.get_state()
+            np.random.seed(0 if rng is None else int(rng) % 2**32)
+            try:
+                boot = result.bootstrap(confidence_level=confidence,
+                                        n_resamples=BOOTSTRAP_RESAMPLES)
+            finally:
+                np.random.set_state(state)
+        for key, part in (("first_order", boot.first_order), ("total", boot.total_order)):
+            intervals[f"{key}_low"] = np.reshape(part.confidence_interval.low, (s, d))
+            intervals[f"{key}_high"] = np.reshape(part.confidence_interval.high, (s, d))
+    rows = []
+    for i, outcome in enumerate(outcomes):
+        for k, parameter in enumerate(parameters):
+            row = {"outcome": outcome, "parameter": parameter,
+                   "first_order": first[i, k], "total": total[i, k]}
+            for key, array in intervals.items():
+                row[key] = array[i, k]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sensitivity(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, float]], *,
+                samples: int = 16, seed: int | None = None, replicates: int | None = None,
+                agents: int | None = None, workers: int | None = None,
+                dask_address: str | None = None, out: Path | None = None,
+                progress: bool = True) -> Path:
+    """Sobol' indices of every outcome with respect to every parameter; return the folder.
+
+    ``samples`` is ``n``, a power of 2: the model runs at ``n (d + 2)`` points, each
+    ``replicates`` times with the same replicate seeds, and the outcome at a point is
+    the mean over replicates. Each parameter is uniform on its range. Writes
+    ``<out or results>/sensitivity/<scenario>/<run-id>/``:
+
+    * ``sobol_indices.csv``: outcome, parameter, first_order, total, and their 90%
+      bootstrap intervals (``*_low``, ``*_high``);
+    * ``points.csv``: every point (``block`` A, B or AB:<parameter>, ``row``), its
+      parameter values and outcomes, to re-analyse without rerunning;
+    * ``manifest.json`` and ``sobol_indices.png``.
+
+    Refuses an outcome that is not finite at some point (the estimator needs finite
+    values), naming the outcome and the point.
+    """
+    if (isinstance(samples, bool) or not isinstance(samples, (int, np.integer))
+            or samples < 2 or samples & (samples - 1)):
+        below = 2 ** max(1, int(math.log2(samples))) if isinstance(samples, int) and samples > 1 else 2
+        raise MpsimError(f"--samples {samples}: Sobol' indices need a power of 2 of at least 2, "
+                         f"e.g. {below} or {below * 2}")
+    scenario, ranges, run = _prepare(scenario, ranges, seed=seed, replicates=replicates,
+                                     agents=agents)
+    names = list(ranges)
+    d = len(names)
+    A, B, AB = sobol_points(ranges, samples, run["seed"])
+    points = _stack_points(A, B, AB)
+    started = dt.datetime.now(dt.timezone.utc)
+    clock = time.perf_counter()
+    n_tasks = len(points) * run["replicates"]
+    with executors.executor(min(workers or executors.default_workers(), n_tasks),
+                            dask_address) as pool:
+        values = _evaluate(scenario, run, names, points, pool,
+                           desc=f"sensitivity {scenario.name}", progress=progress)
+    wall = time.perf_counter() - clock
+    means = np.nanmean(values, axis=1) if values.shape[1] > 1 else values[:, 0]  # points x s
+    blocks = (["A"] * samples + ["B"] * samples
+              + [f"AB:{name}" for name in names for _ in range(samples)])
+    point_table = pd.DataFrame(points, columns=names)
+    point_table.insert(0, "row", np.tile(np.arange(samples), d + 2))
+    point_table.insert(0, "block", blocks)
+    for j, name in enumerate(OUTCOME_NAMES):
+        point_table[name] = means[:, j]
+    bad = ~np.isfinite(means)
+    if bad.any():
+        i, j = map(int, np.argwhere(bad)[0])
+        at = ", ".join(f"{n}={v:.6g}" for n, v in zip(names, points[i]))
+        raise MpsimError(f"sensitivity: outcome {OUTCOME_NAMES[j]} is not a number at "
+                         f"{at}; Sobol' indices need finite outcomes (more agents may help)")
+    indices = indices_from_evaluations(means.T, samples, names, list(OUTCOME_NAMES),
+                                       rng=run["seed"])
+    final = new_run_dir(Path(out or RESULTS_DIR) / "sensitivity" / scenario.name, started)
+
+    def write(folder: Path) -> None:
+        indices.to_csv(folder / "sobol_indices.csv", index=False, float_format="%.6g")
+        point_table.to_csv(folder / "points.csv", index=False, float_format="%.6g")
+        info = manifest(scenario, run, started, wall, {
+            "sensitivity_id": final.name,
+            "ranges": {name: list(bounds) for name, bounds in ranges.items()},
+            "method": {
+                "estimator": "scipy.stats.sobol_indices, Saltelli et al. (2010) first-order "
+                             "and total indices",
+                "distributions": "each parameter uniform on its range (integers rounded)",
+                "base_samples_n": samples, "parameters_d": d,
+                "points": int(len(points)), "model_runs": n_tasks,
+                "design": "A and B from one scrambled Sobol' sequence of 2d dimensions, "
+                          "seeded with the root seed",
+                "bootstrap": {"method": "BCa over the n rows", "confidence_level": CONFIDENCE,
+                              "resamples": BOOTSTRAP_RESAMPLES},
+            },
+            "common_random_numbers": "every point uses the same replicate seeds",
+            "outcomes": _outcomes_manifest(),
+        })
+        (folder / "manifest.json").write_text(json.dumps(info, indent=2, default=_json_default))
+        plot_sobol_indices(indices, folder / "sobol_indices.png", info)
+
+    return write_atomically(final, write)
+
+
+# --- plots --------------------------------------------------------------------------
+def _footer_text(info: dict[str, Any], extra: str) -> str:
+    run = info.get("run", {})
+    return (f"scenario {info.get('scenario', '?')} · {extra} · "
+            f"{run.get('replicates', '?')} replicates × {run.get('agents', 0):,} user agents · "
+            f"seed {run.get('seed', '?')}")
+
+
+def binned_means(x: np.ndarray, y: np.ndarray, low: float, high: float,
+                 bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of ``y`` in ``bins`` equal-width bins of ``x`` over [low, high]: (centres,
+    means), empty bins left out."""
+    edges = np.linspace(low, high, bins + 1)
+    which = np.clip(np.digitize(x, edges) - 1, 0, bins - 1)
+    centres, means = [], []
+    for b in range(bins):
+        inside = (which == b) & np.isfinite(y)
+        if inside.any():
+            centres.append(0.5 * (edges[b] + edges[b + 1]))
+            means.append(float(np.mean(y[inside])))
+    return np.array(centres), np.array(means)
+
+
+def plot_outcomes_vs_parameters(table: pd.DataFrame, names: list[str], path: Path,
+                                info: dict[str, Any] | None = None) -> Path:
+    """One row per outcome, one column per parameter: each sample's mean over
+    replicates (bars: one standard deviation over replicates) and the mean in equal
+    bins of the parameter (line)."""
+    import matplotlib.pyplot as plt
+
+    from .plots import _save
+
+    info = info or {}
+    units = {o.name: o.unit for o in OUTCOMES}
+    colours = {o.name: o.colour for o in OUTCOMES}
+    bins = max(1, min(10, int(round(math.sqrt(len(table))))))
+    fig, axes = plt.subplots(len(OUTCOMES), len(names), squeeze=False,
+                             figsize=(max(6.5, 3.6 * len(names) + 1.2), 2.3 * len(OUTCOMES)))
+    ranges = info.get("ranges", {})
+    for i, outcome in enumerate(OUTCOME_NAMES):
+        for k, name in enumerate(names):
+            ax = axes[i, k]
+            x, y = table[name].to_numpy(float), table[outcome].to_numpy(float)
+            sd = table[f"{outcome}_sd"].to_numpy(float)
+            ax.errorbar(x, y, yerr=np.where(np.isfinite(sd), sd, 0), fmt="o", ms=3.5,
+                        color=colours[outcome], alpha=0.7, elinewidth=0.8, capsize=0)
+            low, high = ranges.get(name, (np.nanmin(x), np.nanmax(x)))
+            centres, means = binned_means(x, y, low, high, bins)
+            ax.plot(centres, means, "-", color="black", lw=1.4)
+            ax.grid(alpha=0.3)
+            if i == len(OUTCOMES) - 1:
+                ax.set_xlabel(name, fontsize=9)
+            if k == 0:
+                ax.set_ylabel(f"{outcome}\n({units[outcome]})", fontsize=7.5)
+            ax.tick_params(labelsize=7.5)
+    fig.suptitle("Outcomes against swept parameters\n(points: each sample's mean over "
+                 f"replicates, bars ±1 sd; line: mean in {bins} bins)", fontsize=10)
+    design_info = info.get("design", {})
+    fig.text(0.01, 0.005, _footer_text(info, f"sweep {info.get('sweep_id', '?')} · "
+                                             f"{design_info.get('kind', '?')} design, "
+                                             f"{len(table)} samples"),
+             fontsize=7, color="#555555", va="bottom")
+    return _save(fig, path)
+
+
+def plot_sobol_indices(indices: pd.DataFrame, path: Path,
+                       info: dict[str, Any] | None = None) -> Path:
+    """One panel per outcome: first-order and total Sobol' index of each parameter,
+    with the bootstrap intervals as error bars when there are any."""
+    import matplotlib.pyplot as plt
+
+    from .plots import _save
+
+    info = info or {}
+    outcomes = list(dict.fromkeys(indices["outcome"]))
+    parameters = list(dict.fromkeys(indices["parameter"]))
+    fig, axes = plt.subplots(len(outcomes), 1, squeeze=False,
+                             figsize=(max(6.0, 1.6 * len(parameters) + 3), 2.2 * len(outcomes)))
+    x = np.arange(len(parameters))
+    width = 0.38
+    for ax, outcome in zip(axes[:, 0], outcomes):
+        rows = indices[indices["outcome"] == outcome].set_index("parameter").loc[parameters]
+        for shift, key, colour, label in ((-width / 2, "first_order", "#4c72b0", "first order"),
+                                          (width / 2, "total", "#dd8452", "total")):
+            value = rows[key].to_numpy(float)
+            yerr = None
+            if f"{key}_low" in rows:
+                low, high = rows[f"{key}_low"].to_numpy(float), rows[f"{key}_high"].to_numpy(float)
+                ok = np.isfinite(low) & np.isfinite(high)
+                yerr = np.vstack([np.where(ok, np.maximum(value - low, 0), 0),
+                                  np.where(ok, np.maximum(high - value, 0), 0)])
+            ax.bar(x + shift, value, width, color=colour, label=label, yerr=yerr,
+                   error_kw={"elinewidth": 0.8, "capsize": 2})
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_title(outcome, fontsize=9, loc="left")
+        ax.set_xticks(x, parameters if ax is axes[-1, 0] else [""] * len(parameters),
+                      fontsize=8, rotation=15 if len(parameters) > 3 else 0)
+        ax.set_ylabel("index", fontsize=8)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0, 0].legend(fontsize=8, loc="upper right")
+    method = info.get("method", {})
+    fig.suptitle("Sobol' sensitivity indices (bars: 90% bootstrap intervals)", fontsize=11)
+    fig.text(0.01, 0.005, _footer_text(info, f"n = {method.get('base_samples_n', '?')}, "
+                                             f"{method.get('points', '?')} points"),
+             fontsize=7, color="#555555", va="bottom")
+    return _save(fig, path)

@@ -1,0 +1,271 @@
+"""Parameter sweeps and Sobol' sensitivity: ranges, designs, outcomes, index maths, runs."""
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import sobol_indices, spearmanr, uniform
+
+from model import scenarios
+from model.errors import MpsimError, ParameterError, ScenarioError
+from model.sweep import (OUTCOME_NAMES, OUTCOMES, _outcomes_task, _stack_points, design,
+                         indices_from_evaluations, outcome_values, parse_ranges, sensitivity,
+                         sobol_points, sweep)
+
+STRENGTH = "red_envelope.strength"  # float in [0, 10]
+DEGREE = "network.mean_degree"  # integer in [2, 50]
+UNIT_A, UNIT_B = "red_envelope.send_prob", "red_envelope.activation_prob"  # both in [0, 1]
+
+
+@pytest.fixture(scope="module")
+def scenario_2020(tmp_path_factory):
+    """The tiny scenario run to the end of 2020, which the outcomes need."""
+    folder = tmp_path_factory.mktemp("scenario")
+    path = folder / "tiny2020.toml"
+    path.write_text('description = "tiny, to the end of 2020"\nextends = "tiny"\n\n'
+                    "[run]\nend = 2020-12-31\n")
+    return scenarios.load(path)
+
+
+# --- ranges -------------------------------------------------------------------------
+def test_parse_ranges_reads_names_and_bounds_in_order():
+    ranges = parse_ranges([f"{STRENGTH}=0:2", f"{DEGREE}=4:12", f"{UNIT_A}=1e-2:0.5"])
+    assert list(ranges) == [STRENGTH, DEGREE, UNIT_A]
+    assert ranges[STRENGTH] == (0.0, 2.0) and ranges[DEGREE] == (4.0, 12.0)
+    assert ranges[UNIT_A] == (0.01, 0.5)
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("red_envelop.strength=0:2", "did you mean red_envelope.strength"),  # unknown
+    ("wechat.launch=0:1", "not a number"),  # a date
+    ("traffic_sharing.enabled=0:1", "not a number"),  # a switch
+    ("traffic_sharing.apps=0:1", "not a number"),  # a list of apps
+    (f"{STRENGTH}", "expected NAME=LOW:HIGH"),  # malformed: no bounds
+    (f"{STRENGTH}=0-2", "expected NAME=LOW:HIGH"),  # malformed: no colon
+    (f"{STRENGTH}=0:1:2", "expected NAME=LOW:HIGH"),  # malformed: three bounds
+    ("=0:2", "expected NAME=LOW:HIGH"),  # malformed: no name
+    (f"{STRENGTH}=low:2", "'low' is not a number"),
+    (f"{STRENGTH}=2:1", "LOW 2.0 must be below HIGH 1.0"),
+    (f"{STRENGTH}=1:1", "must be below"),
+    (f"{STRENGTH}=0:20", "value 20.0 is not allowed; expected a number in [0.0, 10.0]"),
+    (f"{STRENGTH}=-1:2", "value -1.0 is not allowed; expected a number in [0.0, 10.0]"),
+    (f"{DEGREE}=2.5:10", "expected an integer in [2, 50]"),
+])
+def test_parse_ranges_refuses_each_kind_of_mistake_in_one_line(spec, says):
+    with pytest.raises(ParameterError) as caught:
+        parse_ranges([spec])
+    message = str(caught.value)
+    assert says in message and f"--param {spec}" in message and "\n" not in message
+
+
+def test_parse_ranges_refuses_nothing_and_a_parameter_given_twice():
+    with pytest.raises(ParameterError, match="at least one"):
+        parse_ranges([])
+    with pytest.raises(ParameterError, match="given twice"):
+        parse_ranges([f"{STRENGTH}=0:1", f"{STRENGTH}=1:2"])
+
+
+# --- designs ------------------------------------------------------------------------
+RANGES = {STRENGTH: (0.0, 2.0), DEGREE: (4.0, 12.0)}
+
+
+@pytest.mark.parametrize("kind, samples, rows", [
+    ("grid", 9, 9), ("grid", 10, 9), ("grid", 20, 16), ("lhs", 7, 7), ("sobol", 8, 8),
+])
+def test_designs_have_the_right_shape_and_lie_within_the_bounds(kind, samples, rows):
+    points = design(RANGES, samples, kind, seed=3)
+    assert points.shape == (rows, 2)
+    assert (points[:, 0] >= 0).all() and (points[:, 0] <= 2).all()
+    assert (points[:, 1] >= 4).all() and (points[:, 1] <= 12).all()
+    assert np.array_equal(points[:, 1], np.round(points[:, 1]))  # integer parameter
+
+
+def test_grid_spans_each_range_evenly_end_points_included():
+    points = design({STRENGTH: (0.0, 2.0)}, 5, "grid")
+    np.testing.assert_allclose(points[:, 0], [0, 0.5, 1, 1.5, 2])
+
+
+@pytest.mark.parametrize("kind", ["lhs", "sobol"])
+def test_random_designs_repeat_with_a_seed_and_change_without(kind):
+    first = design(RANGES, 16, kind, seed=11)
+    np.testing.assert_array_equal(first, design(RANGES, 16, kind, seed=11))
+    assert not np.array_equal(first, design(RANGES, 16, kind, seed=12))
+
+
+def test_latin_hypercube_puts_one_point_in_each_stratum():
+    points = design({STRENGTH: (0.0, 2.0), UNIT_A: (0.2, 0.6)}, 10, "lhs", seed=5)
+    for k, (low, high) in enumerate([(0.0, 2.0), (0.2, 0.6)]):
+        strata = np.floor((points[:, k] - low) / (high - low) * 10).astype(int)
+        assert sorted(strata) == list(range(10))
+
+
+def test_design_refuses_an_unknown_kind_and_no_samples():
+    with pytest.raises(MpsimError, match="grid, lhs, sobol"):
+        design(RANGES, 8, "random")
+    with pytest.raises(MpsimError, match="at least 1"):
+        design(RANGES, 0, "lhs")
+
+
+# --- outcomes -----------------------------------------------------------------------
+def test_outcomes_read_the_documented_weeks_and_columns():
+    index = pd.DatetimeIndex(pd.date_range("2017-01-04", "2020-12-30", freq="7D"), name="date")
+    frame = pd.DataFrame(0.0, index=index, columns=[
+        "alipay.miniprogram_dau_share", "wechat.miniprogram_dau", "alipay.miniprogram_dau",
+        "alipay.miniprogram_users_cumulative", "wechat.miniprogram_users_cumulative",
+        "wechat.pay_users", "all.users_multihoming_share"])
+    in_2020 = index.year == 2020
+    frame.loc[in_2020, "alipay.miniprogram_dau_share"] = np.linspace(0.2, 0.4, in_2020.sum())
+    frame.loc[~in_2020, "alipay.miniprogram_dau_share"] = 0.9  # must not count
+    frame["wechat.miniprogram_dau"] = np.arange(len(index), dtype=float)
+    frame["alipay.miniprogram_dau"] = 10.0
+    frame["alipay.miniprogram_users_cumulative"] = 500.0
+    frame["wechat.miniprogram_users_cumulative"] = 700.0
+    frame["wechat.pay_users"] = np.where(index.year <= 2017, np.arange(len(index)), 999.0)
+    frame["all.users_multihoming_share"] = np.where(in_2020, 0.25, 0.0)
+    frame.loc[frame.index[-3], "all.users_multihoming_share"] = np.nan  # skipped
+    values = dict(zip(OUTCOME_NAMES, outcome_values(frame)))
+    assert values["alipay_dau_share_2020"] == pytest.approx(0.3)
+    assert values["wechat_dau_lead_end2020"] == pytest.approx(len(index) - 1 - 10)
+    assert values["alipay_miniprogram_users_end2020"] == 500
+    assert values["wechat_miniprogram_users_end2020"] == 700
+    assert values["wechat_pay_users_end2017"] == np.flatnonzero(index.year == 2017)[-1]
+    assert values["users_multihoming_share_2020"] == pytest.approx(0.25)
+    assert all(o.unit and o.meaning for o in OUTCOMES)
+
+
+def test_a_horizon_ending_before_2020_is_refused_naming_the_horizon_needed(tmp_path):
+    with pytest.raises(ScenarioError, match="through 2020-12-31"):
+        sweep(scenarios.load("tiny"), {STRENGTH: (0.0, 2.0)}, samples=2, out=tmp_path)
+    assert not tmp_path.joinpath("sweep").exists()
+
+
+def test_tasks_are_picklable_top_level_callables(scenario_2020):
+    task = (scenario_2020.overrides, dict(scenario_2020.run, agents=200),
+            np.random.SeedSequence(1))
+    fn, task = pickle.loads(pickle.dumps((_outcomes_task, task)))
+    assert fn(task).shape == (len(OUTCOMES),)
+
+
+# --- sweep --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def strength_sweep(scenario_2020, tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    return sweep(scenario_2020, parse_ranges([f"{STRENGTH}=0:2"]), samples=4,
+                 design_kind="grid", seed=7, replicates=2, agents=500, workers=1, out=out,
+                 progress=False)
+
+
+def test_a_sweep_writes_samples_manifest_and_plot(strength_sweep):
+    folder = strength_sweep
+    assert folder.parent.name == "tiny2020" and folder.parent.parent.name == "sweep"
+    table = pd.read_csv(folder / "samples.csv")
+    assert len(table) == 4
+    assert list(table.columns[:2]) == ["sample", STRENGTH]
+    for name in OUTCOME_NAMES:
+        assert name in table and f"{name}_sd" in table
+    np.testing.assert_allclose(table[STRENGTH], [0, 2 / 3, 4 / 3, 2], rtol=1e-5)
+    info = json.loads((folder / "manifest.json").read_text())
+    assert info["ranges"] == {STRENGTH: [0.0, 2.0]}
+    assert info["design"]["kind"] == "grid" and info["design"]["samples"] == 4
+    assert info["run"]["replicates"] == 2 and info["run"]["agents"] == 500
+    assert len(info["seeds"]["spawn_keys"]) == 2 and info["model_runs"] == 8
+    for key in ("versions", "git", "command", "started_utc", "wall_seconds", "outcomes"):
+        assert key in info
+    assert (folder / "outcomes_vs_parameters.png").stat().st_size > 10_000
+    assert not list(folder.parent.glob(".*partial"))
+
+
+def test_wechat_pay_users_rise_with_red_envelope_strength(strength_sweep):
+    table = pd.read_csv(strength_sweep / "samples.csv")
+    rho = spearmanr(table[STRENGTH], table["wechat_pay_users_end2017"]).statistic
+    assert rho > 0
+    assert table["wechat_pay_users_end2017"].iloc[-1] > table["wechat_pay_users_end2017"].iloc[0]
+
+
+def test_sweeps_never_overwrite_and_repeat_with_the_same_seed(scenario_2020, tmp_path):
+    kwargs = dict(samples=2, design_kind="lhs", seed=3, replicates=1, agents=300, workers=1,
+                  out=tmp_path, progress=False)
+    first = sweep(scenario_2020, {STRENGTH: (0.0, 2.0)}, **kwargs)
+    second = sweep(scenario_2020, {STRENGTH: (0.0, 2.0)}, **kwargs)
+    assert first != second and first.is_dir() and second.is_dir()
+    pd.testing.assert_frame_equal(pd.read_csv(first / "samples.csv"),
+                                  pd.read_csv(second / "samples.csv"))
+
+
+# --- sensitivity: the index computation on functions with known indices -----------
+def _evaluate_analytic(func, ranges, n, seed=0):
+    A, B, AB = sobol_points(ranges, n, seed)
+    return func(_stack_points(A, B, AB).T)
+
+
+def test_indices_of_a_linear_function_are_its_variance_shares():
+    # y = 4a + b with a, b uniform on [0, 1]: V = 16/12 + 1/12, so S_a = 16/17, S_b = 1/17,
+    # and with no interaction the total indices equal the first-order ones.
+    ranges = {UNIT_A: (0.0, 1.0), UNIT_B: (0.0, 1.0)}
+    n = 2 ** 12
+    values = _evaluate_analytic(lambda x: np.atleast_2d(4 * x[0] + x[1]), ranges, n)
+    table = indices_from_evaluations(values, n, [UNIT_A, UNIT_B], ["y"], bootstrap=False)
+    np.testing.assert_allclose(table["first_order"], [16 / 17, 1 / 17], atol=0.01)
+    np.testing.assert_allclose(table["total"], [16 / 17, 1 / 17], atol=0.01)
+
+
+def test_indices_of_a_product_show_the_interaction():
+    # y = a b, a, b uniform on [0, 1]: V = 1/9 - 1/16 = 7/144, V[E(y|a)] = V[a/2] = 3/144,
+    # so S_a = S_b = 3/7 and the totals 1 - 3/7 = 4/7.
+    ranges = {UNIT_A: (0.0, 1.0), UNIT_B: (0.0, 1.0)}
+    n = 2 ** 12
+    values = _evaluate_analytic(lambda x: np.atleast_2d(x[0] * x[1]), ranges, n)
+    table = indices_from_evaluations(values, n, [UNIT_A, UNIT_B], ["y"], bootstrap=False)
+    np.testing.assert_allclose(table["first_order"], [3 / 7, 3 / 7], atol=0.03)
+    np.testing.assert_allclose(table["total"], [4 / 7, 4 / 7], atol=0.03)
+
+
+def test_points_and_indices_match_scipys_own_sampling_exactly():
+    ranges = {STRENGTH: (0.0, 2.0), UNIT_A: (0.0, 1.0)}
+
+    def two_outputs(x):
+        return np.vstack([4 * x[0] + x[1] ** 2, x[0] * x[1]])
+
+    n = 64
+    reference = sobol_indices(func=two_outputs, n=n, dists=[uniform(0, 2), uniform(0, 1)], rng=3)
+    table = indices_from_evaluations(_evaluate_analytic(two_outputs, ranges, n, seed=3), n,
+                                     list(ranges), ["y1", "y2"])
+    np.testing.assert_allclose(table["first_order"].to_numpy().reshape(2, 2),
+                               reference.first_order)
+    np.testing.assert_allclose(table["total"].to_numpy().reshape(2, 2), reference.total_order)
+    assert {"first_order_low", "first_order_high", "total_low", "total_high"} <= set(table)
+    inside = table["first_order_low"] <= table["first_order_high"]
+    assert inside.all()
+
+
+def test_sensitivity_refuses_samples_that_are_not_a_power_of_two(scenario_2020):
+    with pytest.raises(MpsimError, match="power of 2.*8 or 16"):
+        sensitivity(scenario_2020, {STRENGTH: (0.0, 2.0)}, samples=10)
+
+
+# --- sensitivity: end to end ---------------------------------------------------------
+@pytest.mark.slow  # a process pool and 32 model runs: about 10 seconds
+def test_a_small_sensitivity_run_writes_indices_points_manifest_and_plot(scenario_2020,
+                                                                          tmp_path):
+    ranges = parse_ranges([f"{STRENGTH}=0:2", "users.discovery_weekly_alipay=0.02:0.1"])
+    folder = sensitivity(scenario_2020, ranges, samples=8, seed=5, replicates=1, agents=500,
+                         workers=2, out=tmp_path, progress=False)
+    assert folder.parent.parent.name == "sensitivity"
+    indices = pd.read_csv(folder / "sobol_indices.csv")
+    assert len(indices) == len(OUTCOMES) * 2
+    assert {"outcome", "parameter", "first_order", "total", "first_order_low",
+            "total_high"} <= set(indices)
+    points = pd.read_csv(folder / "points.csv")
+    assert len(points) == 8 * (2 + 2)  # n (d + 2)
+    assert points["block"].value_counts().to_dict() == {
+        "A": 8, "B": 8, f"AB:{STRENGTH}": 8, "AB:users.discovery_weekly_alipay": 8}
+    # Alipay's discovery rate cannot act before Alipay's 2018 launch, and every point
+    # shares its seeds: end-2017 WeChat Pay users do not depend on it at all.
+    row = indices[(indices["outcome"] == "wechat_pay_users_end2017")
+                  & (indices["parameter"] == "users.discovery_weekly_alipay")]
+    assert float(row["first_order"].iloc[0]) == 0 and float(row["total"].iloc[0]) == 0
+    info = json.loads((folder / "manifest.json").read_text())
+    assert info["method"]["points"] == 32 and info["method"]["model_runs"] == 32
+    assert (folder / "sobol_indices.png").stat().st_size > 10_000
