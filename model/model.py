@@ -443,6 +443,17 @@ class MiniProgramModel(mesa.Model):
         out["all.spring_festival"] = 1.0 if self.festival(t) else 0.0
         self._recorded[t] = [out[name] for name in OUTPUT_NAMES]
 
+    def release(self) -> None:
+        """Drop the agents and their arrays once the results are read.
+
+        mesa 3.3 keeps every model it has seen as a key of ``Agent._ids`` (a
+        per-model id counter), so a worker running thousands of models would hold all
+        their arrays; after ``release`` only the small model object stays.
+        """
+        self.remove_all_agents()
+        self.users = self.merchants = None
+        self.open_apps = self._recorded = None
+
     def results(self) -> pd.DataFrame:
         """Outputs of the steps run so far, one row per step, indexed by week start."""
         index = pd.DatetimeIndex(self.dates[: self.t], name="date")
@@ -461,4 +472,6 @@ def simulate(params: dict[str, Any] | None = None, *, agents: int | None = None,
     model = MiniProgramModel(params, agents=agents, merchant_agents=merchant_agents,
                              start=start, end=end, seed=seed)
     model.run_model()
-    return model.results()
+    frame = model.results()
+    model.release()
+    return frame
