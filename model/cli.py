@@ -4,6 +4,8 @@
     mpsim params [--grep TEXT]         every parameter with unit, default and source
     mpsim run NAME|PATH [...]          run a scenario, write results/<scenario>/<run-id>/
     mpsim compare A B [...]            run or load scenarios and compare them, paired
+    mpsim sweep NAME --param P=LO:HI   outcomes over many parameter values
+    mpsim sensitivity NAME --param ... Sobol indices of key outcomes
     mpsim calibrate [--config FILE]    fit parameters to reported figures
     mpsim plot RUN_DIR                 redraw a run's plots from its saved files
 
@@ -147,6 +149,21 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_sweep(args) -> int:
+    from .sweep import parse_ranges, sensitivity, sweep
+
+    ranges = parse_ranges(args.param)
+    common = dict(samples=args.samples, seed=args.seed, replicates=args.replicates,
+                  agents=args.agents, workers=args.workers, dask_address=args.dask,
+                  out=args.out, progress=not args.quiet)
+    if args.command == "sensitivity":
+        folder = sensitivity(args.scenario, ranges, **common)
+    else:
+        folder = sweep(args.scenario, ranges, design_kind=args.design, **common)
+    print(f"{args.command} written to {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mpsim", description="Scenario simulator of the WeChat-Alipay mini-program race.",
@@ -181,6 +198,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "the reference")
     _add_run_flags(p)
     p.set_defaults(func=cmd_compare)
+
+    for name, help_text, description in (
+        ("sweep", "run a scenario over many parameter values",
+         "Run a scenario at sample points of the given parameter ranges (designs from "
+         "scipy.stats.qmc), every point with the same replicate seeds, and write "
+         "results/sweep/<scenario>/<id>/ with a table of key outcomes per sample and plots "
+         "of each outcome against each parameter."),
+        ("sensitivity", "Sobol indices of key outcomes to parameters",
+         "Estimate first-order and total Sobol indices of key outcomes with respect to the "
+         "given parameter ranges (scipy.stats.sobol_indices; N x (d + 2) runs of the model) "
+         "and write results/sensitivity/<scenario>/<id>/ with a table and a bar plot."),
+    ):
+        p = sub.add_parser(name, help=help_text, description=description)
+        p.add_argument("scenario", metavar="NAME|PATH",
+                       help="a scenario whose horizon reaches the end of 2020")
+        p.add_argument("--param", action="append", required=True, metavar="NAME=LOW:HIGH",
+                       help="a parameter and its range; repeat for more parameters")
+        p.add_argument("--samples", type=_positive_int, default=16, metavar="N",
+                       help="sample points (sensitivity: N, a power of 2; default 16)")
+        if name == "sweep":
+            p.add_argument("--design", choices=("grid", "lhs", "sobol"), default="lhs",
+                           help="sampling design (default: lhs)")
+        _add_run_flags(p)
+        p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("calibrate", help="fit parameters to reported figures",
                        description="Fit the free parameters of a calibration file to reported "

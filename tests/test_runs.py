@@ -124,9 +124,12 @@ def run_cli(*args):
     (["run", "tiny", "--agents", "ten"], "not an integer"),
     (["run", "tiny", "--agents", "50"], "run.agents"),
     (["plot", "/nonexistent/run"], "not a finished run folder"),
+    (["sweep", "baseline", "--param", "red_envelope.strenght=0:2"], "did you mean"),
+    (["sweep", "baseline", "--param", "red_envelope.strength=2:1"], "red_envelope.strength"),
+    (["sensitivity", "tiny", "--param", "red_envelope.strength=0:2"], "2020"),
 ])
 def test_bad_input_exits_non_zero_with_one_line(args, expected, tmp_path, capsys):
-    out = ["--out", str(tmp_path)] if args[0] == "run" else []
+    out = ["--out", str(tmp_path)] if args[0] in ("run", "sweep", "sensitivity") else []
     try:
         code = main([*args, *out])
     except SystemExit as exc:  # argparse refuses bad flag values itself
@@ -150,7 +153,8 @@ def test_the_installed_command_reports_errors_without_traceback(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["compare"], ["plot"], ["list"], ["params"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["compare"], ["plot"], ["list"], ["params"],
+                                     ["sweep"], ["sensitivity"], ["calibrate"]])
 def test_help_is_available_for_every_command(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*command, "--help"])
