@@ -6,6 +6,9 @@ into the next. For each run the script prints:
 
 * simulate: wall time of the ``simulate`` call alone (model build and every step);
 * process: wall time of the whole child process (interpreter start, imports, run);
+* process CPU: user plus system CPU time of the child (from the same ``os.wait4``);
+  well below the process wall time means other work on the machine held the cores
+  (numpy and scipy run this model on one thread);
 * peak RSS: the child's ``ru_maxrss`` as its parent reads it (``os.wait4``).
 
 Merchant agents stay at the model's default (``merchant_agents`` in
@@ -72,17 +75,19 @@ def run_child(agents: int, seed: int, merchant_agents: int | None) -> dict:
         raise SystemExit(f"bench_scale: the run with {agents:,} users failed "
                          f"(exit code {proc.returncode}); its error is printed above")
     row = json.loads(out.strip().splitlines()[-1])
-    row.update(agents=agents, process_s=wall, peak_rss_gib=usage.ru_maxrss / 2**20)  # KiB on Linux
+    row.update(agents=agents, process_s=wall, cpu_s=usage.ru_utime + usage.ru_stime,
+               peak_rss_gib=usage.ru_maxrss / 2**20)  # ru_maxrss is in KiB on Linux
     return row
 
 
 def report(rows: list[dict]) -> str:
-    lines = ["| users | merchants | steps | simulate s | process s | peak RSS GiB | s per step "
-             "| last week: WeChat / Alipay mini-program MAU, million |",
-             "|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| users | merchants | steps | simulate s | process s | process CPU s | peak RSS GiB "
+             "| s per step | last week: WeChat / Alipay mini-program MAU, million |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         lines.append(f"| {r['agents']:,} | {r['merchant_agents']:,} | {r['steps']} | "
-                     f"{r['simulate_s']:.1f} | {r['process_s']:.1f} | {r['peak_rss_gib']:.2f} | "
+                     f"{r['simulate_s']:.1f} | {r['process_s']:.1f} | {r['cpu_s']:.1f} | "
+                     f"{r['peak_rss_gib']:.2f} | "
                      f"{r['simulate_s'] / r['steps']:.4f} | {r['last_week']}: "
                      f"{r['last']['wechat.miniprogram_mau']:.0f} / "
                      f"{r['last']['alipay.miniprogram_mau']:.0f} |")
