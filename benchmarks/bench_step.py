@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks import _env  # noqa: E402
 from benchmarks.reference_mesa import DailyUseModel  # noqa: E402
-from benchmarks.reference_numpy import daily_use  # noqa: E402
+from benchmarks.reference_numpy import Habit, daily_use  # noqa: E402
 from model import MiniProgramModel  # noqa: E402
 from model.params import PLATFORMS  # noqa: E402
 
@@ -65,7 +65,8 @@ def platform_inputs(model: MiniProgramModel, platform: str) -> dict:
     """The inputs of rule 6 for one platform in the model's current week.
 
     ``shift`` repeats the shared log-odds of ``MiniProgramModel.users_use``: base,
-    catalogue, and the Spring Festival and Wufu lifts in festival weeks.
+    catalogue, and the Spring Festival and Wufu lifts in festival weeks; ``habit`` its
+    habit term, in model versions that have one.
     """
     p, t, users = model.p, model.t, model.users
     shift = p[f"users.engagement_base_{platform}"] + p["users.engagement_catalog"] * model.catalog_value(platform)
@@ -77,7 +78,16 @@ def platform_inputs(model: MiniProgramModel, platform: str) -> dict:
     return {"propensity": users.propensity, "pays": users.pay[platform].copy(),
             "ever_used": users.ever_used[platform].copy(),
             "can_reach": model.can_reach(platform).copy(),
-            "shift": shift, "pay_lift": p["users.pay_lift"]}
+            "shift": shift, "pay_lift": p["users.pay_lift"], "habit": habit(model, platform)}
+
+
+def habit(model: MiniProgramModel, platform: str) -> Habit | None:
+    """The habit term of ``users_use``, or None in model versions without one."""
+    if not model.p.get("users.habit_per_year"):
+        return None
+    return Habit(first_use=model.users.first_use[platform].copy(), step=model.t,
+                 years_per_step=model.years_per_step, per_year=model.p["users.habit_per_year"],
+                 cap_years=model.p["users.habit_cap_years"])
 
 
 def seconds_per_call(call, repeats: int, min_seconds: float = 0.2) -> float:

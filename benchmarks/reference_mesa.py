@@ -11,6 +11,8 @@ probability is
 and one uniform draw ``r`` from the model's ``rng`` makes it active today if
 ``r < u`` and active this month if ``r < 1 - (1 - u)^30``; otherwise it is
 inactive. ``shift`` and ``pay_lift`` are model attributes, shared by every user.
+With a habit term (the model's rule from its ``users.habit_per_year`` on), the
+log-odds also gain ``habit_per_year * min(years since first use, habit_cap_years)``.
 
 Randomness: the model is built from one seed or generator, passed to mesa as
 ``rng``. The agents draw from ``model.rng``; the activation order is shuffled by
@@ -44,16 +46,18 @@ class DailyUser(mesa.Agent):
         pays: pays with the platform.
         ever_used: has used the platform's mini programs.
         can_reach: can reach them now.
+        first_use: step at which it first used them (-1 if never).
         active_today, active_month: used one on a typical day of this week / this month.
     """
 
     def __init__(self, model: DailyUseModel, propensity: float, pays: bool,
-                 ever_used: bool, can_reach: bool):
+                 ever_used: bool, can_reach: bool, first_use: int = -1):
         super().__init__(model)
         self.propensity = propensity
         self.pays = pays
         self.ever_used = ever_used
         self.can_reach = can_reach
+        self.first_use = first_use
         self.active_today = False
         self.active_month = False
 
@@ -64,6 +68,9 @@ class DailyUser(mesa.Agent):
             return
         model = self.model
         logit = model.shift + self.propensity + model.pay_lift * self.pays
+        if model.habit_per_year:
+            years = (model.week - self.first_use) * model.years_per_step
+            logit += model.habit_per_year * min(years, model.habit_cap_years)
         daily = 1.0 / (1.0 + math.exp(-logit))
         draw = model.rng.random()
         self.active_today = draw < daily
@@ -78,18 +85,26 @@ class DailyUseModel(mesa.Model):
         shift: log-odds shared by every user (base, catalogue and festival terms).
         pay_lift: extra log-odds for users who pay with the platform.
         rng: seed or ``numpy.random.Generator``; the model's only source of randomness.
+        habit: optional ``reference_numpy.Habit`` (first use, current step, step length,
+            lift per year and cap); None for the rule without habit.
     """
 
     def __init__(self, propensity, pays, ever_used, can_reach, *, shift: float,
-                 pay_lift: float, rng=None):
+                 pay_lift: float, rng=None, habit=None):
         super().__init__(rng=rng)
         self.shift = float(shift)
         self.pay_lift = float(pay_lift)
+        self.habit_per_year = float(habit.per_year) if habit is not None else 0.0
+        self.habit_cap_years = float(habit.cap_years) if habit is not None else 0.0
+        self.years_per_step = float(habit.years_per_step) if habit is not None else 0.0
+        self.week = int(habit.step) if habit is not None else 0
+        first_use = (np.asarray(habit.first_use, dtype=int).tolist() if habit is not None
+                     else -1)
         # Plain Python values: numpy scalars would make every agent's arithmetic slower.
         self.users = DailyUser.create_agents(
             self, len(propensity), np.asarray(propensity, dtype=float).tolist(),
             np.asarray(pays, dtype=bool).tolist(), np.asarray(ever_used, dtype=bool).tolist(),
-            np.asarray(can_reach, dtype=bool).tolist())
+            np.asarray(can_reach, dtype=bool).tolist(), first_use)
 
     def step(self) -> None:
         self.agents.shuffle_do("step")

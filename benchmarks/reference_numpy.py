@@ -7,7 +7,10 @@ typical day of the week with probability
 
 .. math:: u_i = \sigma(\text{shift} + \pi_i + \ell\,[\text{pays}_i])
 
-and in the month with probability :math:`1 - (1 - u_i)^{30}`. One uniform draw
+and in the month with probability :math:`1 - (1 - u_i)^{30}`. With ``habit`` given
+(the model's rule from its habit term on), the log-odds also gain
+:math:`h \min(\tau_i, T)`, :math:`\tau_i` the years since *i* first used the
+platform's mini programs, *h* = ``users.habit_per_year``, *T* = ``users.habit_cap_years``. One uniform draw
 :math:`r_i` per eligible user decides both, so daily users are a subset of monthly
 users: active today if :math:`r_i < u_i`, active this month if
 :math:`r_i < 1 - (1 - u_i)^{30}`. Everyone else is inactive.
@@ -25,14 +28,35 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 DAYS_IN_MONTH = 30
 
 
+@dataclass
+class Habit:
+    """The habit term: ``per_year * min(years since first use, cap_years)`` log-odds.
+
+    Attributes:
+        first_use: int step at which each user first used the platform's mini programs.
+        step: the current step.
+        years_per_step: length of a step in years.
+        per_year, cap_years: ``users.habit_per_year`` and ``users.habit_cap_years``.
+    """
+
+    first_use: np.ndarray
+    step: int
+    years_per_step: float
+    per_year: float
+    cap_years: float
+
+
 def daily_use(propensity: np.ndarray, pays: np.ndarray, ever_used: np.ndarray,
               can_reach: np.ndarray, shift: float, pay_lift: float,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+              rng: np.random.Generator, habit: Habit | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Who uses the platform's mini programs today and this month.
 
     Args:
@@ -43,6 +67,7 @@ def daily_use(propensity: np.ndarray, pays: np.ndarray, ever_used: np.ndarray,
         shift: log-odds shared by every user this week (base, catalogue, festival).
         pay_lift: extra log-odds for users who pay with the platform.
         rng: the run's random stream; one float32 draw per eligible user.
+        habit: the habit term, or None for a rule without it.
 
     Returns:
         ``(active_today, active_month)``, bool arrays the size of ``propensity``.
@@ -53,6 +78,10 @@ def daily_use(propensity: np.ndarray, pays: np.ndarray, ever_used: np.ndarray,
     # the logistic for everyone (measured; boolean-mask indexing is slower still).
     logit = propensity[who] + np.float32(shift)
     logit += np.float32(pay_lift) * pays[who]
+    if habit is not None and habit.per_year:
+        years = np.minimum((habit.step - habit.first_use[who]) * habit.years_per_step,
+                           habit.cap_years)
+        logit += np.float32(habit.per_year) * years.astype(np.float32)
     daily = 1.0 / (1.0 + np.exp(-logit))
     draw = rng.random(who.size, dtype=np.float32)
     active_today = np.zeros(n, dtype=bool)
