@@ -421,6 +421,16 @@ def profiles(history: list, names: list[str], bounds) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def within_15pct(simulated: float, reported: float, kind: str) -> bool:
+    """The acceptance rule: within 15% of an exact figure; a lower bound not undershot,
+    an upper bound not exceeded."""
+    if kind == "lower":
+        return bool(simulated >= reported)
+    if kind == "upper":
+        return bool(simulated <= reported)
+    return bool(abs(simulated / reported - 1.0) <= 0.15)
+
+
 def fit_table(simulated: np.ndarray, targets: list[Target]) -> pd.DataFrame:
     """Every target: reported, simulated mean and 90% interval, relative error."""
     import warnings
@@ -432,12 +442,7 @@ def fit_table(simulated: np.ndarray, targets: list[Target]) -> pd.DataFrame:
     rows = []
     for k, t in enumerate(targets):
         rel = mean[k] / t.value - 1.0 if t.value else np.nan
-        if t.kind == "lower":
-            met = mean[k] >= t.value * 0.85
-        elif t.kind == "upper":
-            met = mean[k] <= t.value * 1.15
-        else:
-            met = abs(rel) <= 0.15
+        met = within_15pct(mean[k], t.value, t.kind)
         rows.append({"label": t.label, "date": t.date.isoformat(), "platform": t.platform,
                      "series": t.series, "kind": t.kind, "weight": t.weight, "unit": t.unit,
                      "reported": t.value, "simulated_mean": mean[k], "simulated_p05": low[k],

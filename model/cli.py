@@ -141,7 +141,7 @@ def cmd_calibrate(args) -> int:
     fit = result.fit
     print(f"calibration written to {result.path}")
     print(f"loss {result.loss:.4g}; {int(fit['within_15pct'].sum())} of {len(fit)} targets within "
-          "15% (lower bounds: not below 85% of the figure)")
+          "15% (a lower bound: not below it)")
     for name, value in result.best.items():
         print(f"  {name} = {value:.4g}")
     print(f"run it:            mpsim run {result.path / 'calibrated.toml'}")
