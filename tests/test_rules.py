@@ -9,6 +9,7 @@ import pytest
 
 from model import MiniProgramModel, calendar
 from model.agents import _adoption_step, small_world_network
+from model.model import _row_columns
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "reported_figures.csv"
 
@@ -237,3 +238,34 @@ def test_habit_raises_daily_use_with_years_of_use_and_stops_at_the_cap():
              / plain.results()["wechat.miniprogram_dau"].iloc[-1])
     # half a year's habit at most: +0.5 log-odds lifts a ~10% daily probability ~1.5x
     assert 1.3 < ratio < 1.8
+
+
+def test_kept_paying_friend_counts_equal_a_fresh_count_every_week():
+    # rule 2 keeps each user's number of friends with WeChat Pay between weeks; it must
+    # equal the full product friends @ senders whenever it is read, including after a
+    # sender is lost (state set by hand).
+    model = make({"red_envelope.send_prob": 0.3}, end=dt.date(2019, 6, 30))
+    users = model.users
+    checked = 0
+    while model.running:
+        model.step()
+        senders = (users.app["wechat"] & users.pay["wechat"]).astype(np.float32)
+        fresh = (users.friends @ senders).astype(np.int64)
+        assert np.array_equal(model._paying_friends(senders), fresh)
+        checked += 1
+    assert checked > 200 and fresh.sum() > 0
+    users.pay["wechat"][np.flatnonzero(users.pay["wechat"])[:50]] = False
+    senders = (users.app["wechat"] & users.pay["wechat"]).astype(np.float32)
+    assert np.array_equal(model._paying_friends(senders), (users.friends @ senders).astype(np.int64))
+
+
+def test_row_columns_match_scipy_row_slicing():
+    rng = np.random.default_rng(3)
+    friends = small_world_network(500, 6, 0.3, rng)
+    friends = friends.tolil()
+    friends[7, :] = 0  # a user with no ties
+    friends = friends.tocsr()
+    friends.eliminate_zeros()
+    for rows in (np.array([], dtype=np.int64), np.array([7]), np.array([3, 7, 3, 499]),
+                 rng.choice(500, 200, replace=False)):
+        assert np.array_equal(_row_columns(friends, rows), friends[rows].indices)
