@@ -42,11 +42,6 @@ The rules, in the order they apply to each row:
    :data:`DOWNWEIGHT` or :data:`SEED_FIGURES`, or the script stops: a new conflict
    needs a decision.
 
-7. **Estimates quoted in notes** (:data:`NOTE_ESTIMATES`): a figure that a row's note
-   quotes from another source as an estimate ("about 600 million") is added as an
-   exact target at that source's tier, beside the row. A lower bound alone lets the
-   model overshoot without limit; the estimate says where the figure actually was.
-
 Every written row has a ``rule`` saying what was done to it, ``tier`` and ``source``,
 and ``figures_line``, its line in reported_figures.csv ("added" for an added seed
 figure).
@@ -98,30 +93,6 @@ class SeedFigure:
     unit: str
     kind: str
     quote: str
-
-
-@dataclass(frozen=True)
-class NoteEstimate:
-    """An estimate quoted in the note of a reported row (its line in the CSV)."""
-
-    line: int
-    date: str
-    platform: str
-    series: str
-    value: float
-    unit: str
-    tier: str
-    quote: str
-    source: str
-
-
-#: Estimates quoted in notes, added as exact targets (rule 7).
-NOTE_ESTIMATES: tuple[NoteEstimate, ...] = (
-    NoteEstimate(77, "2018-12", "wechat", "miniprogram_users_cumulative", 600, "million_users",
-                 "B", "In 2018, the number of mini program users is expected to be about "
-                      "600 million.",
-                 "Aladdin 2018 mini-program white paper, quoted in the note of line 77"),
-)
 
 
 #: The seed document's figures: the targets the model is first of all calibrated to.
@@ -300,15 +271,6 @@ def build(figures: Path = FIGURES) -> Built:
             "rule": f"added: seed figure with no row in reported_figures.csv "
                     f"('{seed.quote}'); weight {TIER_WEIGHT['S']:g} (tier S)",
             "source": SEED, "figures_line": "added"})
-    for estimate in NOTE_ESTIMATES:
-        weight = TIER_WEIGHT[estimate.tier]
-        targets.append({
-            "date": estimate.date, "platform": estimate.platform, "series": estimate.series,
-            "value": f"{estimate.value:g}", "unit": estimate.unit, "kind": "exact",
-            "weight": f"{weight:g}", "sigma": "", "tier": estimate.tier,
-            "rule": f"added: estimate quoted in the note of line {estimate.line} "
-                    f"('{estimate.quote}'); exact; weight {weight:g} (tier {estimate.tier})",
-            "source": estimate.source, "figures_line": f"note of {estimate.line}"})
     unmatched = named - named_found
     if unmatched:  # a rule that matches nothing is a rule that silently does nothing
         raise DataError(f"{figures.name}: no row matches the rule(s) for "
