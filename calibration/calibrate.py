@@ -474,6 +474,28 @@ class CalibrationResult:
     fit: pd.DataFrame
 
 
+def build_objective(config: CalibrationConfig):
+    """The loss a calibration minimises, its parameters' bounds and the loaded data.
+
+    Returns ``(objective, bounds, loaded)``: ``objective(x)`` is the loss at the free
+    parameters ``x`` (in the order of ``objective.names``); ``loaded.unused`` lists the
+    data rows it cannot use, with why.
+    """
+    scenario = scenarios.load(config.scenario)
+    loaded = load_targets(config.data, start=scenario.run["start"], end=scenario.run["end"])
+    targets = [t for t in loaded.targets if config.series is None or t.series in config.series]
+    targets, too_small = split_by_resolution(targets, scenario.params, config)
+    loaded.unused.extend(too_small)
+    if not targets:
+        raise MpsimError(f"{config.data}: no target of the series {config.series} to fit")
+    names = list(config.free)
+    bounds = [config.free[n] for n in names]
+    run = {"agents": config.agents, "merchant_agents": config.merchant_agents,
+           **_run_window(targets, scenario)}
+    seeds = np.random.SeedSequence(config.seed).spawn(config.replicates)
+    return Objective(dict(scenario.overrides), names, targets, run, seeds), bounds, loaded
+
+
 def calibrate(config: CalibrationConfig, *, workers: int | None = None,
               dask_address: str | None = None, resume: str | None = None,
               out: Path | None = None, progress: bool = True) -> CalibrationResult:
@@ -499,19 +521,8 @@ def calibrate(config: CalibrationConfig, *, workers: int | None = None,
         final = new_run_dir(parent, started)
         partial = parent / f".{final.name}.partial"
         partial.mkdir(parents=True)
-    scenario = scenarios.load(config.scenario)
-    loaded = load_targets(config.data, start=scenario.run["start"], end=scenario.run["end"])
-    targets = [t for t in loaded.targets if config.series is None or t.series in config.series]
-    targets, too_small = split_by_resolution(targets, scenario.params, config)
-    loaded.unused.extend(too_small)
-    if not targets:
-        raise MpsimError(f"{config.data}: no target of the series {config.series} to fit")
-    names = list(config.free)
-    bounds = [config.free[n] for n in names]
-    run = {"agents": config.agents, "merchant_agents": config.merchant_agents,
-           **_run_window(targets, scenario)}
-    seeds = np.random.SeedSequence(config.seed).spawn(config.replicates)
-    objective = Objective(dict(scenario.overrides), names, targets, run, seeds)
+    objective, bounds, loaded = build_objective(config)
+    names, targets, run = objective.names, objective.targets, objective.run
     try:
         with executors.executor(workers, dask_address) as pool:
             search = _Search(objective, bounds, config, pool, partial, state, progress)
