@@ -46,14 +46,17 @@ def _line(ax, frames, column, colour, label, scale=1.0, style="-"):
 
 
 def _reported(ax, reported: pd.DataFrame | None, series: str, platform: str,
-              scale: float = 1.0, label: bool = True) -> None:
+              scale: float = 1.0, label: bool = True, colour: str | None = None,
+              name: str | None = None) -> None:
+    """Reported figures of one series as points (triangles: lower bounds), in the
+    platform's colour and named after it unless ``colour`` and ``name`` say otherwise."""
     if reported is None or reported.empty:
         return
     rows = reported[(reported["series"] == series) & (reported["platform"] == platform)]
     for kind, group in rows.groupby("kind"):
         ax.scatter(group["date"], group["value"] * scale, marker=MARKERS.get(kind, "o"), s=46,
-                   color=COLOURS.get(platform, "black"), edgecolor="black", zorder=5,
-                   label=(f"{LABELS.get(platform, platform)} reported"
+                   color=colour or COLOURS.get(platform, "black"), edgecolor="black", zorder=5,
+                   label=(f"{name or LABELS.get(platform, platform)} reported"
                           + (" (lower bound)" if kind == "lower" else "")) if label else None)
 
 
@@ -109,7 +112,8 @@ def _save(fig, path: Path) -> Path:
 
 
 def _platform_panel(ax, frames, info, reported, column, series, ylabel, title,
-                    start=MINI_PROGRAM_ERA, festivals=False, extra_series=()):
+                    start=MINI_PROGRAM_ERA, festivals=False, extra_series=(),
+                    legend_loc="upper left"):
     if festivals:
         _festivals(ax, frames)
     for pl in ("wechat", "alipay"):
@@ -119,7 +123,7 @@ def _platform_panel(ax, frames, info, reported, column, series, ylabel, title,
             _reported(ax, reported, other, pl, label=False)
     _finish(ax, ylabel, title, start)
     _events(ax, info)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc=legend_loc)
 
 
 def plot_users(frames, info, reported, path):
@@ -151,7 +155,8 @@ def plot_daily(frames, info, reported, path):
 def plot_merchants(frames, info, reported, path):
     fig, ax = plt.subplots(figsize=(10, 5.5))
     _platform_panel(ax, frames, info, reported, "mini_programs_count", "mini_programs_count",
-                    "million mini programs", "Merchants with a mini program")
+                    "million mini programs", "Merchants with a mini program",
+                    legend_loc="lower right")  # the upper left holds early-2019 figures
     _footer(fig, info)
     return _save(fig, path)
 
@@ -195,8 +200,9 @@ def plot_payments(frames, info, reported, path):
     ax.errorbar(index[keep], mean[keep], yerr=[mean[keep] - low[keep], high[keep] - mean[keep]],
                 fmt="s", color="#d62728", ms=4, capsize=2,
                 label="red-envelope participants, Spring Festival week")
-    _reported(ax, reported, "pay_users", "wechat")
-    _reported(ax, reported, "red_envelope_participants", "wechat")
+    _reported(ax, reported, "pay_users", "wechat", name="WeChat Pay users")
+    _reported(ax, reported, "red_envelope_participants", "wechat", colour="#d62728",
+              name="red-envelope participants")
     _finish(ax, "million people", "Payments: WeChat Pay spreading through red envelopes")
     _events(ax, info)
     ax.legend(fontsize=8, loc="upper left")
@@ -212,7 +218,8 @@ def plot_overview(frames, info, reported, path):
                     "million people", "Daily active users (red: Spring Festival)", festivals=True,
                     extra_series=("miniprogram_dau_peak",))
     _platform_panel(axes[1, 0], frames, info, reported, "mini_programs_count",
-                    "mini_programs_count", "million mini programs", "Merchants with a mini program")
+                    "mini_programs_count", "million mini programs", "Merchants with a mini program",
+                    legend_loc="lower right")
     ax = axes[1, 1]
     for pl in ("wechat", "alipay"):
         _line(ax, frames, f"{pl}.miniprogram_dau_share", COLOURS[pl], LABELS[pl], scale=100)
