@@ -154,10 +154,10 @@ SERIES: dict[str, SeriesSpec] = {
         "people sending or receiving WeChat red envelopes in the Spring Festival week "
         "of the date's year"),
     "miniprogram_usage_frequency_growth_yoy": SeriesSpec(
-        "{p}.miniprogram_stickiness", YOY_ANNUAL_MEAN, ("percent",), _BOTH,
-        "growth on the year before of average daily usage frequency, in percent; the "
-        "model's proxy for usage frequency is stickiness (daily / monthly mini-program "
-        "users: daily uses per monthly user), averaged over the calendar year",
+        "{p}.miniprogram_uses_per_dau", YOY_ANNUAL_MEAN, ("percent",), _BOTH,
+        "growth on the year before of average daily usage frequency, in percent: the "
+        "model's mean uses per daily user on a day of use, averaged over the calendar "
+        "year",
         signed=True),
     "users_multihoming_share": SeriesSpec(
         "all.users_multihoming_share", AT_DATE, ("share",), ("all",),

@@ -25,10 +25,13 @@ The rules, in the order they apply to each row:
 3. **Weight by tier** (:data:`TIER_WEIGHT`): S 4, A 2, B 1, C 0.5. Each step of trust
    doubles the weight: a seed figure counts as much as eight reposts.
 
-4. **Seed figures** (:data:`SEED_FIGURES`): the seven figures of the seed document
-   (``shared/seeds/000_*.txt``) are tier S whatever tier the CSV gives them; one with
-   no row in the CSV (WeChat's "1 billion users", read as WeChat app users in people
-   at the end of 2018) is added.
+4. **Seed figures** (:data:`SEED_FIGURES`): the seven figures of the first seed
+   document (``shared/seeds/000_*.txt``) are tier S whatever tier the CSV gives them;
+   one with no row in the CSV (WeChat's "1 billion users", read as WeChat app users in
+   people at the end of 2018) is added. So is the second seed document's pattern
+   (``shared/seeds/002_*.txt``, written in 2021): Alipay mini programs "still lagging
+   behind" WeChat's as of 2021, read as a lower bound of one half on WeChat's share of
+   mini-program daily users on 2021-01-01.
 
 5. **Lower bounds**: a row whose note contains "lower bound", or a seed figure stated
    as "over" or "exceeded", becomes ``kind = lower``: the loss penalises only a
@@ -41,6 +44,11 @@ The rules, in the order they apply to each row:
    whose note says CONFLICT must be settled by one of :data:`EXCLUDE`,
    :data:`DOWNWEIGHT` or :data:`SEED_FIGURES`, or the script stops: a new conflict
    needs a decision.
+
+7. **Estimates quoted in notes** (:data:`NOTE_ESTIMATES`): a figure that a row's note
+   quotes from another source as an estimate ("about 600 million") is added as an
+   exact target at that source's tier, beside the row. A lower bound alone lets the
+   model overshoot without limit; the estimate says where the figure actually was.
 
 Every written row has a ``rule`` saying what was done to it, ``tier`` and ``source``,
 and ``figures_line``, its line in reported_figures.csv ("added" for an added seed
@@ -77,6 +85,7 @@ TIER_WEIGHT = {"S": 4.0, "A": 2.0, "B": 1.0, "C": 0.5}
 CONFLICT_FACTOR = 0.5
 
 SEED = "seed 000_5988cd556318d3f2.txt"
+SEED_2021 = "seed 002_a5feb14f51fee0b3.txt"
 
 # A row is named by (date as written, platform, series, value).
 Key = tuple[str, str, str, float]
@@ -93,6 +102,31 @@ class SeedFigure:
     unit: str
     kind: str
     quote: str
+    source: str = SEED
+
+
+@dataclass(frozen=True)
+class NoteEstimate:
+    """An estimate quoted in the note of a reported row (its line in the CSV)."""
+
+    line: int
+    date: str
+    platform: str
+    series: str
+    value: float
+    unit: str
+    tier: str
+    quote: str
+    source: str
+
+
+#: Estimates quoted in notes, added as exact targets (rule 7).
+NOTE_ESTIMATES: tuple[NoteEstimate, ...] = (
+    NoteEstimate(77, "2018-12", "wechat", "miniprogram_users_cumulative", 600, "million_users",
+                 "B", "In 2018, the number of mini program users is expected to be about "
+                      "600 million.",
+                 "Aladdin 2018 mini-program white paper, quoted in the note of line 77"),
+)
 
 
 #: The seed document's figures: the targets the model is first of all calibrated to.
@@ -113,6 +147,13 @@ SEED_FIGURES: tuple[SeedFigure, ...] = (
                "the peak during the Spring Festival even reached 280 million"),
     SeedFigure("2018-12-31", "wechat", "app_users", 1000, "million_users", "exact",
                "What is the advantage of WeChat? It has 1 billion users"),
+    # The second seed document, written in 2021, states a pattern rather than a figure:
+    # WeChat still leads. Read as WeChat holding at least half of all mini-program daily
+    # users at the start of 2021; it keeps the forecast honest past the last figure.
+    SeedFigure("2021-01-01", "wechat", "miniprogram_dau_share", 0.5, "share", "lower",
+               "as of 2021, although Alipay mini programs are still lagging behind, they "
+               "are still chasing each other to catch up with WeChat mini programs",
+               SEED_2021),
 )
 
 #: Rows left out although their series is modelled, and why.
@@ -270,7 +311,16 @@ def build(figures: Path = FIGURES) -> Built:
             "weight": f"{TIER_WEIGHT['S']:g}", "sigma": "", "tier": "S",
             "rule": f"added: seed figure with no row in reported_figures.csv "
                     f"('{seed.quote}'); weight {TIER_WEIGHT['S']:g} (tier S)",
-            "source": SEED, "figures_line": "added"})
+            "source": seed.source, "figures_line": "added"})
+    for estimate in NOTE_ESTIMATES:
+        weight = TIER_WEIGHT[estimate.tier]
+        targets.append({
+            "date": estimate.date, "platform": estimate.platform, "series": estimate.series,
+            "value": f"{estimate.value:g}", "unit": estimate.unit, "kind": "exact",
+            "weight": f"{weight:g}", "sigma": "", "tier": estimate.tier,
+            "rule": f"added: estimate quoted in the note of line {estimate.line} "
+                    f"('{estimate.quote}'); exact; weight {weight:g} (tier {estimate.tier})",
+            "source": estimate.source, "figures_line": f"note of {estimate.line}"})
     unmatched = named - named_found
     if unmatched:  # a rule that matches nothing is a rule that silently does nothing
         raise DataError(f"{figures.name}: no row matches the rule(s) for "

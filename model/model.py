@@ -75,7 +75,14 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
    *W* = ``wufu.activity_lift`` from ``wufu.first_year``), and in the month with
    probability
    :math:`1 - (1 - u)^{30}`; one uniform draw per user makes daily users a subset of
-   monthly users.
+   monthly users. How often a daily user opens mini programs that day (the usage
+   frequency of the reports) is a separate intensity,
+
+   .. math:: n_{i,p} = 1 + e^{k + k_h \min(\tau_{i,p}, T)}\,V_p
+
+   (*k* = ``uses_extra_log``, :math:`k_h` = ``uses_habit_per_year``): the first use of
+   the day plus extra uses that grow with the catalogue and with habit. The output is
+   its mean over the day's users.
 
 7. **Record** the outputs of the step, in millions of people (agents times
    ``people_per_agent``) or millions of mini programs, into one row of a numpy array
@@ -115,6 +122,8 @@ OUTPUTS: tuple[tuple[str, str, str], ...] = (
         (f"{p}.miniprogram_dau", "million people",
          f"{p} mini-program users on a typical day of the week"),
         (f"{p}.miniprogram_stickiness", "ratio", f"{p} mini-program daily / monthly users"),
+        (f"{p}.miniprogram_uses_per_dau", "uses per day",
+         f"mean {p} mini-program uses on a day of use, per daily user (usage frequency)"),
         (f"{p}.miniprogram_dau_share", "share",
          f"{p}'s share of all mini-program daily users"),
         (f"{p}.mini_programs_count", "million mini programs",
@@ -204,6 +213,7 @@ class MiniProgramModel(mesa.Model):
         self._counted = np.zeros(run["agents"], dtype=bool)
         self.catalog = {pl: np.zeros(len(SECTORS)) for pl in PLATFORMS}
         self.reach = {pl: 0.0 for pl in PLATFORMS}
+        self.uses_per_dau = {pl: np.nan for pl in PLATFORMS}
         self.current: dict[str, float] = {}
         self._recorded = np.full((self.n_steps, len(OUTPUT_NAMES)), np.nan)
         self.t = 0
@@ -403,6 +413,7 @@ class MiniProgramModel(mesa.Model):
             month[:] = False
             if t < self.open_step[("users", pl)]:
                 self.reach[pl] = 0.0  # no user can use the platform's mini programs yet
+                self.uses_per_dau[pl] = np.nan
                 continue
             who = np.flatnonzero(users.ever_used[pl] & reach)
             shift = p[f"users.engagement_base_{pl}"] + p["users.engagement_catalog"] * self.catalog_value(pl)
@@ -421,9 +432,21 @@ class MiniProgramModel(mesa.Model):
             today[who] = draw * (1.0 + odds) < odds
             # active in 30 days: draw < 1 - (1 - u)^30  <=>  log(1 - draw) > -30 log(1 + odds)
             month[who] = np.log1p(-draw) > -30.0 * np.log1p(odds)
+            self.uses_per_dau[pl] = self._uses_per_daily_user(pl, who[today[who]], t)
             self.reach[pl] = (self._reach_share(pl, month)
                               + p["merchants.potential_reach_weight"]
                               * self._reach_share(pl, reach & ~month))
+
+    def _uses_per_daily_user(self, platform: str, daily: np.ndarray, t: int) -> float:
+        """Mean uses on a day of use over the daily users ``daily`` (rule 6, frequency)."""
+        if not daily.size:
+            return np.nan
+        p = self.p
+        years = np.minimum((t - self.users.first_use[platform][daily]) * self.years_per_step,
+                           p["users.habit_cap_years"])
+        extra = np.exp(np.float32(p["users.uses_extra_log"])
+                       + np.float32(p["users.uses_habit_per_year"]) * years.astype(np.float32))
+        return 1.0 + float(extra.mean()) * self.catalog_value(platform)
 
     def _reach_share(self, platform: str, who: np.ndarray) -> float:
         """Share of the population in ``who``; on Alipay, users reached only through an
@@ -451,6 +474,7 @@ class MiniProgramModel(mesa.Model):
             out[f"{pl}.miniprogram_mau"] = mau * scale
             out[f"{pl}.miniprogram_dau"] = dau[pl] * scale
             out[f"{pl}.miniprogram_stickiness"] = dau[pl] / mau if mau else np.nan
+            out[f"{pl}.miniprogram_uses_per_dau"] = self.uses_per_dau[pl]
             out[f"{pl}.miniprogram_dau_share"] = dau[pl] / total_dau if total_dau else np.nan
             out[f"{pl}.mini_programs_count"] = count(m.on[pl]) * self.programs_per_agent
         out["wechat.red_envelope_participants"] = self._participants

@@ -230,8 +230,7 @@ PARAMS: tuple[Param, ...] = (
        -10.0, 5.0),
     _p("users.engagement_catalog", 2.0, "log-odds per unit catalogue value",
        "How much a fuller catalogue raises daily use (cross-side effect on users).",
-       "assumption; with the catalogue growing through 2018 it drives the reported "
-       "54% rise in usage frequency (seed 000)", 0.0, 10.0),
+       "assumption", 0.0, 10.0),
     _p("users.engagement_sd", 1.0, "log-odds",
        "Spread of users' personal daily-use propensity.",
        "assumption", 0.0, 5.0),
@@ -242,10 +241,19 @@ PARAMS: tuple[Param, ...] = (
     _p("users.habit_per_year", 0.5, "log-odds per year",
        "Habit: daily use rises with the years since a user first used the platform's "
        "mini programs (learning), up to habit_cap_years.",
+       "assumption", 0.0, 5.0),
+    _p("users.uses_extra_log", 0.0, "log uses per day",
+       "Log of the extra mini-program uses, beyond the first, of a daily user on a day "
+       "of use with the full catalogue and no habit yet (0: one extra use).",
+       "assumption: the level does not matter to any target, only its growth does",
+       -5.0, 5.0),
+    _p("users.uses_habit_per_year", 0.5, "log per year",
+       "Growth of a daily user's extra uses per day with the years since first use, up "
+       "to habit_cap_years (usage frequency).",
        "assumption; calibrated against the reported 54% rise in average daily usage "
        "frequency in 2018 (seed 000)", 0.0, 5.0),
     _p("users.habit_cap_years", 2.0, "years",
-       "Years of use after which habit stops growing.",
+       "Years of use after which habit stops growing (in daily use and in uses per day).",
        "assumption", 0.0, 20.0),
     _p("users.pay_lift", 0.5, "log-odds",
        "Lift in daily mini-program use for users who pay on that platform: payment "

@@ -190,19 +190,19 @@ WEEKS = 117  # to 2019-03-27
 
 def hand_frame(scale: float = 1.0) -> pd.DataFrame:
     """A frame with known numbers: DAU = step number (peak 999 in Spring Festival week
-    2018), stickiness 0.10 in 2017 (blank before launch) and 0.154 in 2018."""
+    2018), uses per daily user 2.0 in 2017 (blank before launch) and 3.08 in 2018."""
     dates = calendar.week_starts(FIRST_WEEK, FIRST_WEEK + dt.timedelta(weeks=WEEKS - 1))
     steps = np.arange(len(dates), dtype=float)
     years = np.array([d.year for d in dates])
     festival = calendar.festival_years(dates)
     dau = steps.copy()
     dau[58] = 999.0
-    stickiness = np.select([years == 2017, years == 2018], [0.10, 0.154], 0.5)
-    stickiness[:2] = np.nan
+    uses = np.select([years == 2017, years == 2018], [2.0, 3.08], 9.0)
+    uses[:2] = np.nan
     participants = np.where(festival > 0, festival - 1330.0, np.nan)  # 688 in 2018
     return pd.DataFrame({
         "wechat.miniprogram_dau": dau * scale,
-        "wechat.miniprogram_stickiness": stickiness,
+        "wechat.miniprogram_uses_per_dau": uses,
         "wechat.app_users": np.full(len(dates), 1000.0),
         "wechat.red_envelope_participants": participants,
         "all.spring_festival": (festival > 0).astype(float),
@@ -253,14 +253,14 @@ def test_simulated_values_is_replicates_by_targets(tmp_path):
     assert values.shape == (2, len(targets))
     assert values[0, :3].tolist() == [75.0, 75.0, 999.0]
     assert values[1, :3].tolist() == [150.0, 150.0, 1998.0]
-    assert values[1, 3] == pytest.approx(54.0)  # stickiness is not scaled
+    assert values[1, 3] == pytest.approx(54.0)  # uses per daily user are not scaled
     index = TargetIndex.for_frame(hand_frame(), targets)
     np.testing.assert_array_equal(index.values([hand_frame(), hand_frame(2.0)], {}), values)
 
 
 def test_growth_is_nan_when_last_year_has_no_value(tmp_path):
     frame = hand_frame()
-    frame.loc[frame.index.year == 2017, "wechat.miniprogram_stickiness"] = np.nan
+    frame.loc[frame.index.year == 2017, "wechat.miniprogram_uses_per_dau"] = np.nan
     assert math.isnan(simulated_value(frame, hand_targets(tmp_path)[3], {}))
 
 
@@ -287,6 +287,7 @@ SEED_TARGETS = {  # (platform, series, value, kind)
     ("alipay", "miniprogram_dau", 170.0, "exact"),
     ("alipay", "miniprogram_dau_peak", 280.0, "exact"),
     ("wechat", "app_users", 1000.0, "exact"),
+    ("wechat", "miniprogram_dau_share", 0.5, "lower"),  # seed 002's pattern, 2021
 }
 
 
@@ -296,7 +297,7 @@ def test_targets_csv_loads_with_every_row_used():
     assert len(loaded.targets) > 40
 
 
-def test_targets_csv_holds_the_seven_seed_targets_at_tier_s():
+def test_targets_csv_holds_the_seed_targets_at_tier_s():
     with (DATA / "targets.csv").open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     tier_s = {(r["platform"], r["series"], float(r["value"]), r["kind"])
@@ -331,7 +332,7 @@ def test_every_excluded_row_is_in_the_readme_table():
     readme = (DATA / "README.md").read_text(encoding="utf-8")
     assert make_targets.excluded_table(built.excluded) in readme
     figures_rows = sum(1 for _ in (DATA / "reported_figures.csv").open(encoding="utf-8")) - 1
-    added = sum(1 for r in built.targets if r["figures_line"] == "added")
+    added = sum(1 for r in built.targets if not r["figures_line"].isdigit())  # seed or note figure
     assert len(built.targets) - added + len(built.excluded) == figures_rows
 
 
@@ -346,7 +347,7 @@ def test_a_conflict_without_a_rule_stops_make_targets(tmp_path):
 def test_every_target_reads_a_finite_value_from_a_small_run():
     from model import simulate
 
-    end = dt.date(2019, 6, 30)
+    end = dt.date(2021, 1, 31)
     targets = load(DATA / "targets.csv", end=end).targets
     frame = simulate(agents=2000, merchant_agents=500, end=end, seed=7)
     values = simulated_values([frame], targets, {})

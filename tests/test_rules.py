@@ -240,6 +240,28 @@ def test_habit_raises_daily_use_with_years_of_use_and_stops_at_the_cap():
     assert 1.3 < ratio < 1.8
 
 
+def test_uses_per_daily_user_follow_the_catalogue_and_habit():
+    # n = 1 + exp(k + k_h * min(tenure, T)) * V: without habit, every daily user opens
+    # 1 + e^k V mini programs; with habit it lies between that and the capped value.
+    base = {"users.uses_extra_log": 0.4, "users.habit_cap_years": 1.0}
+    flat = make({**base, "users.uses_habit_per_year": 0.0})
+    habit = make({**base, "users.uses_habit_per_year": 0.8})
+    for model in (flat, habit):
+        step_to(model, dt.date(2019, 6, 1))
+    wechat_value = flat.catalog_value("wechat")
+    assert 0 < wechat_value <= 1
+    last = flat.results().iloc[-1]
+    assert last["wechat.miniprogram_uses_per_dau"] == pytest.approx(
+        1 + np.exp(0.4) * wechat_value, rel=1e-5)
+    assert last["alipay.miniprogram_uses_per_dau"] == pytest.approx(
+        1 + np.exp(0.4) * flat.catalog_value("alipay"), rel=1e-5)
+    value = habit.catalog_value("wechat")
+    uses = habit.results()["wechat.miniprogram_uses_per_dau"].iloc[-1]
+    assert 1 + np.exp(0.4) * value < uses <= 1 + np.exp(0.4 + 0.8) * value + 1e-6
+    before = habit.results().loc[:"2017-01-01", "wechat.miniprogram_uses_per_dau"]
+    assert before.isna().all()  # no daily users before the launch: blank, not 1
+
+
 def test_kept_paying_friend_counts_equal_a_fresh_count_every_week():
     # rule 2 keeps each user's number of friends with WeChat Pay between weeks; it must
     # equal the full product friends @ senders whenever it is read, including after a
