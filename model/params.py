@@ -367,25 +367,23 @@ def _apply_calibration(params: tuple[Param, ...], path=CALIBRATED_FILE) -> tuple
 
     if not path.is_file():
         return params
-    adopted = tomllib.loads(path.read_text())
-    values = adopted.get("values", {})
-    unknown = set(values) - {p.name for p in params}
-    if unknown:
-        from .errors import ParameterError
-        raise ParameterError(f"{path}: unknown parameter(s) {sorted(unknown)}")
-    out = []
-    for p in params:
-        if p.name in values:
-            value = values[p.name]
+    from .errors import ParameterError
+
+    by_name = {p.name: p for p in params}
+    for stage in tomllib.loads(path.read_text()).get("stage", []):
+        for name, value in stage.get("values", {}).items():
+            p = by_name.get(name)
+            if p is None:
+                raise ParameterError(f"{path}: unknown parameter {name!r}")
             if not (p.low <= value <= p.high):
-                from .errors import ParameterError
-                raise ParameterError(f"{path}: {p.name}: value {value!r} is not allowed; "
+                raise ParameterError(f"{path}: {name}: value {value!r} is not allowed; "
                                      f"expected {p.describe_allowed()}")
-            p = replace(p, default=int(value) if p.kind is int else float(value),
-                        source=f"calibrated: calibration {adopted['calibration_id']} "
-                               f"({adopted['results']}); before it, {p.source}")
-        out.append(p)
-    return tuple(out)
+            first = p.source.split("; before it, ")[-1] if p.source.startswith("calibrated: ") \
+                else p.source
+            by_name[name] = replace(p, default=int(value) if p.kind is int else float(value),
+                                    source=f"calibrated: calibration {stage['calibration_id']} "
+                                           f"({stage['results']}); before it, {first}")
+    return tuple(by_name[p.name] for p in params)
 
 
 PARAMS = _apply_calibration(PARAMS)
