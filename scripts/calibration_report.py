@@ -24,10 +24,31 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def report(folder: Path) -> str:
+def report(folder: Path, stages: tuple[Path, ...] = ()) -> str:
+    """The page for calibration ``folder``; each later stage's fit rows and parameters
+    replace the main one's (a stage fits parameters that feed back on nothing else)."""
     manifest = json.loads((folder / "manifest.json").read_text())
     fit = pd.read_csv(folder / "fit_table.csv")
     unc = pd.read_csv(folder / "uncertainty.csv")
+    stage_lines = []
+    for stage in stages:
+        later = json.loads((stage / "manifest.json").read_text())
+        stage_fit = pd.read_csv(stage / "fit_table.csv").set_index("label")
+        stage_unc = pd.read_csv(stage / "uncertainty.csv").set_index("parameter")
+        for label, row in stage_fit.iterrows():
+            fit.loc[fit["label"] == label, row.index] = row.values
+        unc = unc.set_index("parameter")
+        for name, row in stage_unc.iterrows():
+            unc.loc[name, row.index] = row.values
+        unc = unc.reset_index()
+        stage_lines += [
+            f"Then calibration `{later['calibration_id']}` (file "
+            f"`{Path(later['config']['config_file']).name}`, {later['evaluations']} points, "
+            f"{later['wall_seconds'] / 60:.1f} minutes) fitted "
+            f"{', '.join(f'`{n}`' for n in later['config']['free'])} alone, to "
+            f"{', '.join(later['config']['series'] or ['every series'])}, every other "
+            "parameter held at the values above. Its fit rows and parameters replace the "
+            "first stage's below.", ""]
     data = Path(manifest["config"]["data"])
     if not data.is_file():  # made on another machine: look in this checkout
         data = ROOT / "calibration" / "data" / data.name
@@ -55,6 +76,7 @@ def report(folder: Path) -> str:
         f"{manifest['wall_seconds'] / 60:.1f} minutes on this machine "
         f"({manifest['versions']['platform']}, Python {manifest['versions']['python']}).",
         "",
+        *stage_lines,
         "The fit below is checked at the best point on 10 fresh replicates (seeds not used "
         "by the search). Within 15% means the simulated mean is within 15% of the figure; "
         "for a lower bound, not below it.",
@@ -107,13 +129,15 @@ def report(folder: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write docs/CALIBRATION.md from a calibration.")
     parser.add_argument("calibration", type=Path, help="a finished results/calibration/<id>")
+    parser.add_argument("stages", type=Path, nargs="*",
+                        help="later stages' folders, as given to adopt_calibration.py")
     parser.add_argument("--target", type=Path, default=TARGET, help="file to write")
     args = parser.parse_args(argv)
     if not (args.calibration / "manifest.json").is_file():
         print(f"calibration_report: error: {args.calibration}: not a finished calibration",
               file=sys.stderr)
         return 2
-    args.target.write_text(report(args.calibration))
+    args.target.write_text(report(args.calibration, tuple(args.stages)))
     print(f"wrote {args.target}")
     return 0
 
