@@ -210,6 +210,30 @@ def test_adopting_a_calibration_sets_defaults_and_their_source(tmp_path):
     assert adopted["red_envelope.strength"].default == 1.0
 
 
+def test_a_later_stage_overrides_the_earlier_and_names_itself(tmp_path):
+    from scripts.adopt_calibration import main
+
+    folders = []
+    for run_id, values in (("20990101T000000Z", {"users.engagement_base_wechat": -2.5,
+                                                  "users.uses_habit_per_year": 0.2}),
+                           ("20990102T000000Z", {"users.uses_habit_per_year": 1.5})):
+        folder = tmp_path / run_id
+        folder.mkdir()
+        (folder / "best_parameters.json").write_text(json.dumps(
+            {"loss": 0.01, "parameters": values}))
+        folders.append(str(folder))
+    written = tmp_path / "calibrated.toml"
+    assert main([*folders, "--target", str(written)]) == 0
+    adopted = {p.name: p for p in _apply_calibration(PARAMS, written)}
+    assert adopted["users.engagement_base_wechat"].default == -2.5
+    assert "20990101T000000Z" in adopted["users.engagement_base_wechat"].source
+    habit = adopted["users.uses_habit_per_year"]
+    assert habit.default == 1.5
+    assert habit.source.startswith("calibrated: calibration 20990102T000000Z")
+    assert "20990101T000000Z" not in habit.source  # one calibration per source, the last
+    assert main([str(tmp_path / "missing"), "--target", str(written)]) == 2
+
+
 def test_the_polish_evaluates_points_exactly_as_the_search_does(tmp_path):
     from model.executor import executor
 
