@@ -424,9 +424,7 @@ class MiniProgramModel(mesa.Model):
             logit = users.propensity[who] + np.float32(shift)
             logit += np.float32(p["users.pay_lift"]) * users.pay[pl][who]
             if p["users.habit_per_year"]:
-                years = np.minimum((t - users.first_use[pl][who]) * self.years_per_step,
-                                   p["users.habit_cap_years"])
-                logit += np.float32(p["users.habit_per_year"]) * years.astype(np.float32)
+                logit += np.float32(p["users.habit_per_year"]) * self._habit_years(pl, who, t)
             odds = np.exp(np.minimum(logit, np.float32(30.0)))  # daily probability odds/(1+odds)
             draw = rng.random(who.size, dtype=np.float32)
             today[who] = draw * (1.0 + odds) < odds
@@ -442,11 +440,17 @@ class MiniProgramModel(mesa.Model):
         if not daily.size:
             return np.nan
         p = self.p
-        years = np.minimum((t - self.users.first_use[platform][daily]) * self.years_per_step,
-                           p["users.habit_cap_years"])
         extra = np.exp(np.float32(p["users.uses_extra_log"])
-                       + np.float32(p["users.uses_habit_per_year"]) * years.astype(np.float32))
+                       + np.float32(p["users.uses_habit_per_year"])
+                       * self._habit_years(platform, daily, t))
         return 1.0 + float(extra.mean()) * self.catalog_value(platform)
+
+    def _habit_years(self, platform: str, who: np.ndarray, t: int) -> np.ndarray:
+        """Years since each of ``who`` first used the platform's mini programs, capped at
+        ``users.habit_cap_years`` (float32): the habit term of rule 6."""
+        years = np.minimum((t - self.users.first_use[platform][who]) * self.years_per_step,
+                           self.p["users.habit_cap_years"])
+        return years.astype(np.float32)
 
     def _reach_share(self, platform: str, who: np.ndarray) -> float:
         """Share of the population in ``who``; on Alipay, users reached only through an
