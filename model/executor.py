@@ -51,17 +51,20 @@ def executor(workers: int | None = None, dask_address: str | None = None) -> Ite
     ``dask_address`` (or the ``MPSIM_DASK_ADDRESS`` environment variable) names a
     running Dask scheduler, e.g. ``tcp://10.0.0.5:8786``.
     """
-    dask_address = dask_address or os.environ.get(DASK_ENV) or None
+    where = f"--dask {dask_address}" if dask_address else None
+    if not dask_address and os.environ.get(DASK_ENV):
+        dask_address = os.environ[DASK_ENV]
+        where = f"{DASK_ENV}={dask_address}"
     if dask_address:
         try:
             from distributed import Client
         except ImportError:
-            raise MpsimError(f"--dask {dask_address}: the Dask scheduler needs the 'distributed' "
+            raise MpsimError(f"{where}: the Dask scheduler needs the 'distributed' "
                              "package; install it with: pip install 'mpsim[dask]'") from None
         try:
             client = Client(dask_address, timeout="10s")
         except OSError as exc:
-            raise MpsimError(f"--dask {dask_address}: cannot reach the Dask scheduler: {exc}") from None
+            raise MpsimError(f"{where}: cannot reach the Dask scheduler: {exc}") from None
         try:
             yield client.get_executor(pure=False)
         finally:

@@ -191,11 +191,15 @@ def write_atomically(final: Path, write) -> Path:
         raise ResultsExistError(f"{final}: already exists; results are never overwritten")
     final.parent.mkdir(parents=True, exist_ok=True)
     partial = final.parent / f".{final.name}.partial"
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir()
+    try:
+        partial.mkdir()  # exclusive: a run writing the same name already owns it
+    except FileExistsError:
+        raise ResultsExistError(f"{partial}: another run is writing this folder; "
+                                "results are never overwritten") from None
     try:
         write(partial)
+        if final.exists():  # os.rename would replace an empty folder
+            raise ResultsExistError(f"{final}: already exists; results are never overwritten")
         os.rename(partial, final)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
@@ -277,37 +281,40 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
     if len(items) < 2:
         raise MpsimError("compare: give at least two scenarios or run folders")
     started = dt.datetime.now(dt.timezone.utc)
-    loaded: list[tuple[str, Path | None, Scenario | None]] = []
+    # (name, label for messages, finished run folder or None, scenario or None, settings)
+    plans: list[tuple[str, str, Path | None, Scenario | None, dict[str, Any]]] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            loaded.append((path.parent.name, path, None))
+            run = read_manifest(path)["run"]
+            plans.append((path.parent.name, f"run folder {path}", path, None, run))
         else:
             scenario = scenario_files.load(item)
-            loaded.append((scenario.name, None, scenario))
+            run = run_settings(scenario, replicates=replicates, seed=seed, agents=agents)
+            plans.append((scenario.name, f"scenario {scenario.name}", None, scenario, run))
+    paired = ("seed", "replicates", "agents")
+    settings = [{k: plan[4][k] for k in paired} for plan in plans]
+    for plan, setting in zip(plans[1:], settings[1:]):  # before anything runs
+        if setting != settings[0]:
+            raise MpsimError(f"compare: {plan[1]} has {setting} but {plans[0][1]} has "
+                             f"{settings[0]}; paired comparison needs the same seed, "
+                             "replicates and agents (set them with --seed, --replicates, "
+                             "--agents)")
     runs: list[tuple[str, list[pd.DataFrame]]] = []
-    settings: list[dict[str, Any]] = []
     sources: list[str] = []
-    to_run = [s for _, _, s in loaded if s is not None]
-    n_tasks = max([run_settings(s, replicates=replicates)["replicates"] for s in to_run] or [1])
+    n_tasks = max([plan[4]["replicates"] for plan in plans if plan[3] is not None] or [1])
     with executors.executor(min(workers or executors.default_workers(), n_tasks),
                             dask_address) as pool:
-        for name, path, scenario in loaded:
+        for name, _, path, scenario, _ in plans:
             if scenario is None:
-                info, frames = load_run(path)
-                run = info["run"]
+                frames = load_run(path)[1]
                 sources.append(str(path))
             else:
                 result = run_scenario(scenario, replicates=replicates, seed=seed, agents=agents,
                                       out=out, progress=progress, pool=pool)
-                frames, run = result.frames, result.run
+                frames = result.frames
                 sources.append(str(result.path))
             runs.append((name, frames))
-            settings.append({k: run[k] for k in ("seed", "replicates", "agents")})
-    for (name, _), setting in zip(runs[1:], settings[1:]):
-        if setting != settings[0]:
-            raise MpsimError(f"compare: {name} has {setting} but {runs[0][0]} has {settings[0]}; "
-                             "paired comparison needs the same seed, replicates and agents")
     final = new_run_dir((out or RESULTS_DIR) / "compare", started)
 
     def write(folder: Path) -> None:
@@ -322,17 +329,27 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
     return write_atomically(final, write)
 
 
-def load_run(folder: Path) -> tuple[dict[str, Any], list[pd.DataFrame]]:
-    """A run folder's manifest and its replicate frames (date-indexed)."""
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """A finished run folder's manifest; a one-line error for any other folder."""
     from .errors import MpsimError
 
     folder = Path(folder)
-    manifest_path, series_path = folder / "manifest.json", folder / "series.csv"
-    for path in (manifest_path, series_path):
-        if not path.is_file():
-            raise MpsimError(f"{folder}: not a finished run folder (no {path.name})")
-    info = json.loads(manifest_path.read_text())
-    long = pd.read_csv(series_path, parse_dates=["date"])
+    for name in ("manifest.json", "series.csv"):
+        if not (folder / name).is_file():
+            kind = next((k for k, marker in (("comparison", "differences.csv"),
+                                             ("sweep", "samples.csv"),
+                                             ("calibration", "best_parameters.json"))
+                         if (folder / marker).is_file()), None)
+            what = f"a {kind} folder, not a run folder" if kind else "not a finished run folder"
+            raise MpsimError(f"{folder}: {what} (no {name})")
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def load_run(folder: Path) -> tuple[dict[str, Any], list[pd.DataFrame]]:
+    """A run folder's manifest and its replicate frames (date-indexed)."""
+    folder = Path(folder)
+    info = read_manifest(folder)
+    long = pd.read_csv(folder / "series.csv", parse_dates=["date"])
     frames = [g.drop(columns="replicate").set_index("date")
               for _, g in long.groupby("replicate", sort=True)]
     return info, frames

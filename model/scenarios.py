@@ -116,6 +116,11 @@ def _parse(path: Path) -> tuple[dict[str, Any], dict[str, Any], str, str | None]
         if key in _TOP_KEYS:
             continue
         if not isinstance(value, dict):
+            if key in _GROUPS:
+                names = sorted(n.split(".", 1)[1] for n in BY_NAME if n.split(".")[0] == key)
+                raise ParameterError(
+                    f"{path}: {key}: value {value!r} is not allowed; expected a table "
+                    f"[{key}] of parameters ({', '.join(names)})")
             valid = sorted(_TOP_KEYS | _GROUPS)
             raise ParameterError(f"{path}: unknown key {key!r}; {_closest(key, valid)}")
         for name, item in _flatten(value, key, path).items():

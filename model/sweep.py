@@ -297,8 +297,8 @@ def check_horizon(scenario: Scenario, run: dict[str, Any]) -> None:
     """Refuse a horizon that does not cover what the outcomes read (2017 to end-2020)."""
     if run["start"].year > HORIZON_START_YEAR or run["end"] < HORIZON_END:
         raise ScenarioError(
-            f"{scenario.path}: run.start {run['start']} to run.end {run['end']}: the sweep "
-            f"outcomes need a horizon from {HORIZON_START_YEAR} or earlier through "
+            f"{scenario.path}: run.start {run['start']} to run.end {run['end']}: the "
+            f"outcomes of sweep and sensitivity need a horizon from {HORIZON_START_YEAR} or earlier through "
             f"{HORIZON_END}; set [run] end = {HORIZON_END} (or later) in the scenario")
 
 

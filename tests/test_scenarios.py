@@ -58,6 +58,13 @@ def test_unknown_top_level_key(tmp_path):
         scenarios.load(path)
 
 
+def test_a_group_given_a_value_instead_of_a_table(tmp_path):
+    path = write(tmp_path, "scalar", 'red_envelope = 3\n')
+    with pytest.raises(ParameterError, match=r"red_envelope: value 3 is not allowed; "
+                                             r"expected a table \[red_envelope\].*strength"):
+        scenarios.load(path)
+
+
 def test_out_of_range_value_says_what_is_allowed(tmp_path):
     path = write(tmp_path, "range", '[red_envelope]\nstrength = -2\n')
     with pytest.raises(ParameterError, match=r"-2.*\[0.0, 10.0\]"):
