@@ -65,29 +65,31 @@ def platform_inputs(model: MiniProgramModel, platform: str) -> dict:
     """The inputs of rule 6 for one platform in the model's current week.
 
     ``shift`` repeats the shared log-odds of ``MiniProgramModel.users_use``: base,
-    catalogue, and the Spring Festival and Wufu lifts in festival weeks; ``habit`` its
-    habit term, in model versions that have one.
+    catalogue, and the Spring Festival lift in festival weeks; ``habit`` its habit
+    term; ``opens`` the app's daily-open probability (with Wufu in festival weeks).
     """
     p, t, users = model.p, model.t, model.users
-    shift = p[f"users.engagement_base_{platform}"] + p["users.engagement_catalog"] * model.catalog_value(platform)
+    shift = p["users.engagement_base"] + p["users.engagement_catalog"] * model.catalog_value(platform)
     year = model.festival(t)
     if year:
         shift += p["users.spring_festival_lift"]
-        if platform == "alipay" and year >= p["wufu.first_year"]:
-            shift += p["wufu.activity_lift"]
     return {"propensity": users.propensity, "pays": users.pay[platform].copy(),
             "ever_used": users.ever_used[platform].copy(),
             "can_reach": model.can_reach(platform).copy(),
-            "shift": shift, "pay_lift": p["users.pay_lift"], "habit": habit(model, platform)}
+            "shift": shift, "pay_lift": p["users.pay_lift"], "habit": habit(model, platform),
+            "opens": model.daily_open(platform, year)}
 
 
 def habit(model: MiniProgramModel, platform: str) -> Habit | None:
-    """The habit term of ``users_use``, or None in model versions without one."""
-    if not model.p.get("users.habit_per_year"):
+    """The habit and novelty terms of ``users_use``, or None when both are off."""
+    p = model.p
+    if not (p.get("users.habit_per_year") or p.get("users.novelty_lift")):
         return None
     return Habit(first_use=model.users.first_use[platform].copy(), step=model.t,
-                 years_per_step=model.years_per_step, per_year=model.p["users.habit_per_year"],
-                 cap_years=model.p["users.habit_cap_years"])
+                 years_per_step=model.years_per_step, per_year=p["users.habit_per_year"],
+                 cap_years=p["users.habit_cap_years"],
+                 novelty_lift=p.get("users.novelty_lift", 0.0),
+                 novelty_years=p.get("users.novelty_years", 1.0))
 
 
 def seconds_per_call(call, repeats: int, min_seconds: float = 0.2) -> float:

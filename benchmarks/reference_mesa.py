@@ -6,13 +6,15 @@ the rule of ``MiniProgramModel.users_use`` (``model/model.py``) to itself: if it
 has used the platform's mini programs and can still reach them, its daily
 probability is
 
-.. math:: u = \sigma(\text{shift} + \text{propensity} + \text{pay\_lift}\,[\text{pays}])
+.. math:: u = o\,\sigma(\text{shift} + \text{propensity} + \text{pay\_lift}\,[\text{pays}])
 
+(*o*, ``opens``, the probability that the app is opened that day)
 and one uniform draw ``r`` from the model's ``rng`` makes it active today if
 ``r < u`` and active this month if ``r < 1 - (1 - u)^30``; otherwise it is
-inactive. ``shift`` and ``pay_lift`` are model attributes, shared by every user.
+inactive. ``shift``, ``pay_lift`` and ``opens`` are model attributes, shared by every user.
 With a habit term (the model's rule from its ``users.habit_per_year`` on), the
-log-odds also gain ``habit_per_year * min(years since first use, habit_cap_years)``.
+log-odds also gain ``habit_per_year * min(years since first use, habit_cap_years)``
+and ``novelty_lift * exp(-years since first use / novelty_years)``.
 
 Randomness: the model is built from one seed or generator, passed to mesa as
 ``rng``. The agents draw from ``model.rng``; the activation order is shuffled by
@@ -68,10 +70,12 @@ class DailyUser(mesa.Agent):
             return
         model = self.model
         logit = model.shift + self.propensity + model.pay_lift * self.pays
+        years = (model.week - self.first_use) * model.years_per_step
         if model.habit_per_year:
-            years = (model.week - self.first_use) * model.years_per_step
             logit += model.habit_per_year * min(years, model.habit_cap_years)
-        daily = 1.0 / (1.0 + math.exp(-logit))
+        if model.novelty_lift:
+            logit += model.novelty_lift * math.exp(-years / model.novelty_years)
+        daily = model.opens / (1.0 + math.exp(-logit))
         draw = model.rng.random()
         self.active_today = draw < daily
         self.active_month = draw < 1.0 - (1.0 - daily) ** DAYS_IN_MONTH
@@ -84,18 +88,22 @@ class DailyUseModel(mesa.Model):
         propensity, pays, ever_used, can_reach: one entry per user (arrays or lists).
         shift: log-odds shared by every user (base, catalogue and festival terms).
         pay_lift: extra log-odds for users who pay with the platform.
+        opens: probability that the app is opened on a given day.
         rng: seed or ``numpy.random.Generator``; the model's only source of randomness.
         habit: optional ``reference_numpy.Habit`` (first use, current step, step length,
             lift per year and cap); None for the rule without habit.
     """
 
     def __init__(self, propensity, pays, ever_used, can_reach, *, shift: float,
-                 pay_lift: float, rng=None, habit=None):
+                 pay_lift: float, rng=None, habit=None, opens: float = 1.0):
         super().__init__(rng=rng)
         self.shift = float(shift)
+        self.opens = float(opens)
         self.pay_lift = float(pay_lift)
         self.habit_per_year = float(habit.per_year) if habit is not None else 0.0
         self.habit_cap_years = float(habit.cap_years) if habit is not None else 0.0
+        self.novelty_lift = float(habit.novelty_lift) if habit is not None else 0.0
+        self.novelty_years = float(habit.novelty_years) if habit is not None else 1.0
         self.years_per_step = float(habit.years_per_step) if habit is not None else 0.0
         self.week = int(habit.step) if habit is not None else 0
         first_use = (np.asarray(habit.first_use, dtype=int).tolist() if habit is not None

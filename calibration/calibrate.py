@@ -13,7 +13,9 @@ with the *same* replicate seeds (common random numbers), so differences in loss 
 from the parameters, not from the draw.
 
 **Search.** ``scipy.optimize.differential_evolution`` over the free parameters' bounds
-(its population evaluated in parallel through ``model.executor``), then a local polish
+(its population evaluated in parallel through ``model.executor``; the scenario's own
+values of the free parameters are its first member, so a recalibration starts from the
+current fit, recorded as ``start_parameters`` in the manifest), then a local polish
 with ``scipy.optimize.minimize`` (Nelder-Mead, bounded) from the best point. The state
 of the search (population, its losses, the random generator) is saved after every
 generation, so ``--resume`` continues an interrupted calibration exactly where it
@@ -50,7 +52,7 @@ from model import executor as executors
 from model import scenarios
 from model.errors import MpsimError, ParameterError
 from model.model import simulate
-from model.params import BY_NAME, _closest, check_param
+from model.params import BY_NAME, _closest, check_param, resolve
 from model.runner import RESULTS_DIR, _json_default, git_commit, new_run_dir, versions
 
 from .data import Target, TargetIndex, load_targets
@@ -63,6 +65,7 @@ PROFILE_BINS = 20
 MISSING_ERROR = math.log(1e-3)
 
 _CONFIG_KEYS = {"description": str, "scenario": str, "data": str, "series": list,
+                "exclude_series": list,
                 "seed": int, "replicates": int, "agents": int, "merchant_agents": int,
                 "budget": int, "popsize": int, "polish_share": float, "tolerance": float,
                 "free": dict}
@@ -82,6 +85,7 @@ class CalibrationConfig:
     free: dict[str, tuple[float, float]]
     description: str = ""
     series: list[str] | None = None
+    exclude_series: list[str] = field(default_factory=list)
     seed: int = 1
     replicates: int = 4
     agents: int = 10_000
@@ -99,6 +103,7 @@ class CalibrationConfig:
     def as_dict(self) -> dict[str, Any]:
         return {"config_file": str(self.path), "description": self.description,
                 "scenario": self.scenario, "data": str(self.data), "series": self.series,
+                "exclude_series": self.exclude_series,
                 "seed": self.seed, "replicates": self.replicates, "agents": self.agents,
                 "merchant_agents": self.merchant_agents, "budget": self.budget,
                 "popsize": self.popsize, "polish_share": self.polish_share,
@@ -229,6 +234,14 @@ class Objective:
                  run: dict[str, Any], seeds: list[np.random.SeedSequence]):
         self.base, self.names, self.targets, self.run, self.seeds = base, names, targets, run, seeds
 
+    def start_point(self, bounds) -> np.ndarray:
+        """The scenario's own values of the free parameters, clipped into their bounds:
+        the differential evolution's first member, so a recalibration starts from the
+        current fit and can only improve on it."""
+        values = resolve(self.base)
+        return np.array([min(max(float(values[n]), low), high)
+                         for n, (low, high) in zip(self.names, bounds)])
+
     def params(self, x) -> dict[str, Any]:
         out = dict(self.base)
         for name, value in zip(self.names, x):
@@ -329,9 +342,11 @@ class _Search:
         done = self.state["generation"] if self.state else 0
         rng = np.random.default_rng(config.seed)
         init: Any = "latinhypercube"
+        x0 = self.objective.start_point(self.bounds)
         if self.state:
             rng.bit_generator.state = self.state["rng_state"]
             init = np.array(self.state["population"])
+            x0 = None  # the saved population already holds it
         total = population * (maxiter + 1) + polish_budget
         self.bar = tqdm(total=total, initial=min(len(self.history), total), desc="calibration",
                         unit="pt", disable=not self.progress, dynamic_ncols=True)
@@ -339,7 +354,8 @@ class _Search:
             if maxiter - done > 0:
                 result = optimize.differential_evolution(
                     self.objective, self.bounds, popsize=config.popsize, maxiter=maxiter - done,
-                    init=init, rng=rng, workers=self.map, updating="deferred", polish=False,
+                    init=init, x0=x0, rng=rng, workers=self.map, updating="deferred",
+                    polish=False,
                     strategy=best1bin,
                     tol=1e-6, callback=lambda intermediate_result: self.checkpoint(
                         intermediate_result, rng))
@@ -483,7 +499,16 @@ def build_objective(config: CalibrationConfig):
     """
     scenario = scenarios.load(config.scenario)
     loaded = load_targets(config.data, start=scenario.run["start"], end=scenario.run["end"])
-    targets = [t for t in loaded.targets if config.series is None or t.series in config.series]
+    targets = []
+    for t in loaded.targets:
+        if config.series is not None and t.series not in config.series:
+            loaded.unused.append((t.row, f"{t.label}: series {t.series} is not among the "
+                                         f"calibration file's series {config.series}"))
+        elif t.series in config.exclude_series:
+            loaded.unused.append((t.row, f"{t.label}: series {t.series} is in the "
+                                         "calibration file's exclude_series"))
+        else:
+            targets.append(t)
     targets, too_small = split_by_resolution(targets, scenario.params, config)
     loaded.unused.extend(too_small)
     if not targets:
@@ -577,6 +602,7 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, loaded,
         "calibration_id": run_id, "config": config.as_dict(), "targets": len(targets),
         "unused_rows": [{"line": line, "reason": why} for line, why in loaded.unused],
         "run": run, "best_loss": result.fun, "best_parameters": best,
+        "start_parameters": resolve(objective.base),
         "evaluations": len(search.history), "generations": len(search.generations),
         "git": git_commit(), "versions": versions(), "command": sys.argv,
         "started_utc": started.isoformat(timespec="seconds"), "wall_seconds": round(wall, 1)})

@@ -75,6 +75,8 @@ class UserPopulation(mesa.Agent):
             week.
         audience: dict by Alibaba app, the agent uses that app.
         propensity: personal daily-use propensity (log-odds), shared by platforms.
+        openness: personal openness to trying mini programs (standard normal), shared
+            by platforms; sets how fast the user discovers them.
         friends: sparse symmetric adjacency of friendship ties.
     """
 
@@ -95,6 +97,7 @@ class UserPopulation(mesa.Agent):
         self.audience = {app: ndtr(latent()) > 1.0 - audience_shares[app]
                          for app in ALIBABA_APPS}
         self.propensity = (engagement_sd * rng.standard_normal(n)).astype(np.float32)
+        self.openness = rng.standard_normal(n).astype(np.float32)
         self.friends = small_world_network(n, mean_degree, rewire_prob, rng)
         self.app = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.pay = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
@@ -105,7 +108,7 @@ class UserPopulation(mesa.Agent):
 
     def record(self, i: int) -> dict:
         """One user agent's current state, for a person to read."""
-        out = {"propensity": float(self.propensity[i]),
+        out = {"propensity": float(self.propensity[i]), "openness": float(self.openness[i]),
                "friends": int(self.friends.indptr[i + 1] - self.friends.indptr[i])}
         for p in PLATFORMS:
             for attr in ("app", "pay", "ever_used", "active_month", "active_today"):

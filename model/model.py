@@ -40,40 +40,48 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
    fit, :math:`c_s` its build cost, :math:`\delta` = ``multihoming_discount`` and
    :math:`\alpha` = ``alipay_merchant_advantage`` and :math:`\kappa` =
    ``alipay_extra_cost``. WeChat opens to merchants at its launch; Alipay at its beta,
-   to the share ``alipay.beta_access`` of merchants, and to all at its launch.
+   to the share ``alipay.beta_access`` of merchants, and to all at its launch. From
+   Alipay's launch every Alipay sector but games is at least ``first_party_catalog``
+   covered: Alipay's and Alibaba's own mini programs.
 
 5. **Users discover mini programs** (cross-side effect on users). The catalogue value
    of *p* is :math:`V_p = \sum_s n_s c_{p,s}^\gamma`, with :math:`n_s` the sector's
    need weight, :math:`c_{p,s}` the share of the sector's merchants on *p* and
-   :math:`\gamma` = ``users.catalog_concavity``
-   (Alipay's citizen services are at least ``first_party_catalog``). A user who can
+   :math:`\gamma` = ``users.catalog_concavity``. A user who can
    reach *p* and has never used its mini programs tries one this week with probability
    :math:`1 - e^{-\lambda_i}`,
 
-   .. math:: \lambda_i = d_p V_p (1 + l\,[\text{pays on } p])\,[\text{uses app } p]
-             + e\,o_i + w_i
+   .. math:: \lambda_i = \big(d_p V_p (1 + l\,[\text{pays on } p])\,[\text{uses app } p]
+             + e\,o_i + w_i\big)\,\theta_i
 
    with *d* = ``discovery_weekly_<p>``, *l* = ``pay_discovery_lift``, *e* =
    ``traffic_sharing.exposure_weekly``, :math:`o_i` the number of opened Alibaba apps
    *i* uses (Alipay only: a user who reaches Alipay only through Alibaba apps discovers
-   only through them) and :math:`w_i = -\ln(1 - \text{wufu.discovery\_rate})` for
-   Alipay users in Spring Festival week from ``wufu.first_year``. On Alipay's launch
-   day a share ``first_party_coverage`` of Alipay users become mini-program users at
-   once.
+   only through them), :math:`w_i = -\ln(1 - \text{wufu.discovery\_rate})` for
+   Alipay users in Spring Festival week from ``wufu.first_year``, and
+   :math:`\theta_i` the user's openness to trying mini programs: Gamma-distributed with
+   mean 1 and variance ``users.discovery_spread``, drawn once (the quantile
+   :math:`\Phi(z_i)` of a standard normal :math:`z_i`). With a large variance many users
+   are hardly open at all, so the number who have ever used mini programs levels off.
+   On Alipay's launch day a share ``first_party_coverage`` of Alipay users become
+   mini-program users at once.
 
 6. **Users use mini programs.** A mini-program user of *p* uses one on a typical day
    of the week with probability
 
-   .. math:: u_{i,p} = \sigma(b_p + g V_p + \ell\,[\text{pays on } p] + \pi_i
-             + h \min(\tau_{i,p}, T) + F\,[\text{festival}]
-             + W\,[\text{festival}, p = \text{Alipay}])
+   .. math:: u_{i,p} = O_p\,\sigma(b + g V_p + \ell\,[\text{pays on } p] + \pi_i
+             + h \min(\tau_{i,p}, T) + \nu e^{-\tau_{i,p}/\lambda} + F\,[\text{festival}])
 
-   (*b* = ``engagement_base_<p>``, *g* = ``engagement_catalog``, :math:`\ell` =
-   ``pay_lift``, :math:`\pi_i` the personal propensity, *h* = ``habit_per_year`` and
+   the chance :math:`O_p` = ``apps.<p>_daily_open`` that the user opens the app that
+   day (in Spring Festival weeks from ``wufu.first_year`` Alipay's is
+   :math:`\sigma(\operatorname{logit} O + W)`, *W* = ``wufu.activity_lift``) times the
+   chance of using a mini program in it (*b* = ``engagement_base``, the same on both
+   platforms, *g* = ``engagement_catalog``, :math:`\ell` = ``pay_lift``,
+   :math:`\pi_i` the personal propensity, *h* = ``habit_per_year`` and
    :math:`\tau_{i,p}` the years since *i* first used *p*'s mini programs, capped at
-   *T* = ``habit_cap_years``, *F* = ``spring_festival_lift``,
-   *W* = ``wufu.activity_lift`` from ``wufu.first_year``), and in the month with
-   probability
+   *T* = ``habit_cap_years`` in the habit term; :math:`\nu` = ``novelty_lift`` and
+   :math:`\lambda` = ``novelty_years``: a newcomer's extra use, which wears off;
+   *F* = ``spring_festival_lift``), and in the month with probability
    :math:`1 - (1 - u)^{30}`; one uniform draw per user makes daily users a subset of
    monthly users. How often a daily user opens mini programs that day (the usage
    frequency of the reports) is a separate intensity,
@@ -105,7 +113,7 @@ import mesa
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.special import expit
+from scipy.special import expit, gammaincinv, ndtr
 
 from . import calendar
 from .agents import MerchantPopulation, UserPopulation
@@ -199,6 +207,9 @@ class MiniProgramModel(mesa.Model):
         self.need = self._normalised("need")
         self.fit = {pl: np.array([p[f"sector.{s}.{pl}_fit"] for s in SECTORS]) for pl in PLATFORMS}
         self.build_cost = np.array([p[f"sector.{s}.build_cost"] for s in SECTORS])
+        # Alipay's and Alibaba's own mini programs: every sector but games (rule 4).
+        self._first_party = np.array([0.0 if s == "games" else p["alipay.first_party_catalog"]
+                                      for s in SECTORS])
         self._sector_sizes = np.maximum(np.bincount(self.merchants.sector, minlength=len(SECTORS)), 1)
 
         self.open_step = {  # step from which each side may use each platform
@@ -209,6 +220,7 @@ class MiniProgramModel(mesa.Model):
         }
         self.app_open_step = self._traffic_sharing_schedule()
         self.open_apps = np.zeros(run["agents"], dtype=np.int8)  # opened Alibaba apps per user
+        self._openness = self._discovery_spread()
         self._pay_friends = np.zeros(run["agents"], dtype=np.int32)  # see _paying_friends
         self._counted = np.zeros(run["agents"], dtype=bool)
         self.catalog = {pl: np.zeros(len(SECTORS)) for pl in PLATFORMS}
@@ -241,6 +253,17 @@ class MiniProgramModel(mesa.Model):
         first = self._step_of(p["traffic_sharing.start"])
         gap = p["traffic_sharing.ramp_weeks"] / max(1, len(apps))
         return {app: first + int(round(i * gap)) for i, app in enumerate(apps)}
+
+    def _discovery_spread(self) -> np.ndarray | None:
+        """Each user's discovery multiplier :math:`\\theta_i` (rule 5): Gamma-distributed
+        with mean 1 and variance ``users.discovery_spread``, read from the user's
+        ``openness`` by its quantile; None when the variance is 0."""
+        variance = self.p["users.discovery_spread"]
+        if not variance:
+            return None
+        shape = 1.0 / variance
+        quantile = ndtr(self.users.openness.astype(np.float64))  # float32 would round to 1
+        return (gammaincinv(shape, quantile) / shape).astype(np.float32)
 
     def festival(self, t: int) -> int:
         """Year whose New Year's Eve falls in step ``t``, or 0."""
@@ -372,8 +395,7 @@ class MiniProgramModel(mesa.Model):
             counts = np.bincount(m.sector, weights=m.on[pl], minlength=len(SECTORS))
             self.catalog[pl] = counts / self._sector_sizes
         if t >= self.open_step[("users", "alipay")]:
-            i = SECTORS.index("citizen_services")
-            self.catalog["alipay"][i] = max(self.catalog["alipay"][i], p["alipay.first_party_catalog"])
+            np.maximum(self.catalog["alipay"], self._first_party, out=self.catalog["alipay"])
 
     def users_discover(self, t: int) -> None:
         """Rule 5: users first try mini programs, faster where the catalogue is fuller."""
@@ -397,6 +419,8 @@ class MiniProgramModel(mesa.Model):
                 rate = rate + p["traffic_sharing.exposure_weekly"] * self.open_apps[who]
                 if wufu:
                     rate = rate - np.log1p(-min(p["wufu.discovery_rate"], 1 - 1e-9)) * app
+            if self._openness is not None:
+                rate = rate * self._openness[who]
             draw = rng.random(who.size, dtype=np.float32)
             new = who[draw < -np.expm1(-rate)]
             ever[new] = True
@@ -416,24 +440,38 @@ class MiniProgramModel(mesa.Model):
                 self.uses_per_dau[pl] = np.nan
                 continue
             who = np.flatnonzero(users.ever_used[pl] & reach)
-            shift = p[f"users.engagement_base_{pl}"] + p["users.engagement_catalog"] * self.catalog_value(pl)
+            shift = p["users.engagement_base"] + p["users.engagement_catalog"] * self.catalog_value(pl)
             if year:
                 shift += p["users.spring_festival_lift"]
-                if pl == "alipay" and year >= p["wufu.first_year"]:
-                    shift += p["wufu.activity_lift"]
             logit = users.propensity[who] + np.float32(shift)
             logit += np.float32(p["users.pay_lift"]) * users.pay[pl][who]
+            tenure = self._tenure_years(pl, who, t)
             if p["users.habit_per_year"]:
-                logit += np.float32(p["users.habit_per_year"]) * self._habit_years(pl, who, t)
-            odds = np.exp(np.minimum(logit, np.float32(30.0)))  # daily probability odds/(1+odds)
+                logit += np.float32(p["users.habit_per_year"]) * np.minimum(
+                    tenure, np.float32(p["users.habit_cap_years"]))
+            if p["users.novelty_lift"]:
+                logit += np.float32(p["users.novelty_lift"]) * np.exp(
+                    tenure * np.float32(-1.0 / p["users.novelty_years"]))
+            odds = np.exp(np.minimum(logit, np.float32(30.0)))  # sigma(logit) = odds/(1+odds)
+            opens = np.float32(self.daily_open(pl, year))
             draw = rng.random(who.size, dtype=np.float32)
-            today[who] = draw * (1.0 + odds) < odds
-            # active in 30 days: draw < 1 - (1 - u)^30  <=>  log(1 - draw) > -30 log(1 + odds)
-            month[who] = np.log1p(-draw) > -30.0 * np.log1p(odds)
+            # u = opens * odds / (1 + odds); active today: draw < u
+            today[who] = draw * (1.0 + odds) < opens * odds
+            # active in 30 days: draw < 1 - (1 - u)^30, with 1 - u = (1 + (1 - opens) odds) / (1 + odds)
+            month[who] = np.log1p(-draw) > 30.0 * (np.log1p((1.0 - opens) * odds) - np.log1p(odds))
             self.uses_per_dau[pl] = self._uses_per_daily_user(pl, who[today[who]], t)
             self.reach[pl] = (self._reach_share(pl, month)
                               + p["merchants.potential_reach_weight"]
                               * self._reach_share(pl, reach & ~month))
+
+    def daily_open(self, platform: str, year: int) -> float:
+        """Probability that a user opens the platform's app on a given day (rule 6):
+        ``apps.<p>_daily_open``; in a Spring Festival week from ``wufu.first_year``,
+        Alipay's is raised by ``wufu.activity_lift`` on the log-odds scale."""
+        o = self.p[f"apps.{platform}_daily_open"]
+        if platform == "alipay" and year and year >= self.p["wufu.first_year"] and 0.0 < o < 1.0:
+            o = float(expit(np.log(o / (1.0 - o)) + self.p["wufu.activity_lift"]))
+        return o
 
     def _uses_per_daily_user(self, platform: str, daily: np.ndarray, t: int) -> float:
         """Mean uses on a day of use over the daily users ``daily`` (rule 6, frequency)."""
@@ -445,12 +483,15 @@ class MiniProgramModel(mesa.Model):
                        * self._habit_years(platform, daily, t))
         return 1.0 + float(extra.mean()) * self.catalog_value(platform)
 
+    def _tenure_years(self, platform: str, who: np.ndarray, t: int) -> np.ndarray:
+        """Years since each of ``who`` first used the platform's mini programs (float32)."""
+        return ((t - self.users.first_use[platform][who]) * self.years_per_step).astype(np.float32)
+
     def _habit_years(self, platform: str, who: np.ndarray, t: int) -> np.ndarray:
-        """Years since each of ``who`` first used the platform's mini programs, capped at
-        ``users.habit_cap_years`` (float32): the habit term of rule 6."""
-        years = np.minimum((t - self.users.first_use[platform][who]) * self.years_per_step,
-                           self.p["users.habit_cap_years"])
-        return years.astype(np.float32)
+        """Years of use capped at ``users.habit_cap_years`` (float32): the habit term of
+        rule 6's uses per day."""
+        return np.minimum(self._tenure_years(platform, who, t),
+                          np.float32(self.p["users.habit_cap_years"]))
 
     def _reach_share(self, platform: str, who: np.ndarray) -> float:
         """Share of the population in ``who``; on Alipay, users reached only through an

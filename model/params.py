@@ -141,6 +141,17 @@ PARAMS: tuple[Param, ...] = (
        "and the Alibaba apps first (a Gaussian copula).",
        "assumption: early adopters of one app tend to be early adopters of the others",
        0.0, 0.99),
+    _p("apps.wechat_daily_open", 0.92, "probability per day",
+       "Probability that a WeChat user opens WeChat on a given day: a mini program is "
+       "used only on a day its app is opened.",
+       "reported: 902 million daily logins against 980 million monthly accounts in "
+       "2017-09 (0.92), 1,000 million against 1,083 million in 2018 (0.92)", 0.0, 1.0),
+    _p("apps.alipay_daily_open", 0.5, "probability per day",
+       "Probability that a user who can reach Alipay mini programs opens Alipay (or the "
+       "Alibaba app that shows them) on a given day.",
+       "assumption: below WeChat's (seed 000: 'many people like to use WeChat Pay and "
+       "don't like to open Alipay', and Wufu exists because few would open Alipay at "
+       "the Spring Festival without it); the calibration fits it", 0.0, 1.0),
     # --- friendship network --------------------------------------------------------
     _p("network.mean_degree", 10, "ties per user",
        "Mean number of friendship ties per user agent (small-world ring lattice).",
@@ -174,9 +185,11 @@ PARAMS: tuple[Param, ...] = (
        "650 million Alipay users then; seed 000: 'Alipay has made some commonly used "
        "functions into mini-programs'", 0.0, 1.0),
     _p("alipay.first_party_catalog", 0.5, "share of sector",
-       "Coverage of the citizen-services catalogue by Alipay's own mini programs from "
-       "launch (bills, utilities), on top of merchants' mini programs.",
-       "assumption", 0.0, 1.0),
+       "Coverage of each sector's catalogue but games by Alipay's and Alibaba's own "
+       "mini programs from Alipay's launch (bills and utilities, Ele.me, Tmall, Koubei, "
+       "travel), on top of merchants' mini programs.",
+       "assumption: seed 000, 'the number of users of Alipay is mainly because Alipay has "
+       "made some commonly used functions into mini-programs'", 0.0, 1.0),
     # --- payments and red envelopes -----------------------------------------------
     _p("wechat_pay.initial_share", 0.015, "share of WeChat users",
        "Share of WeChat users with WeChat Pay on 1 January 2014.",
@@ -220,13 +233,11 @@ PARAMS: tuple[Param, ...] = (
        "catalogue is complete.",
        "calibrated: hand-tuned to over 500 million Alipay mini-program users in early "
        "2019 (seed 000)", 0.0, 1.0),
-    _p("users.engagement_base_wechat", -2.8, "log-odds",
-       "Baseline log-odds that a WeChat mini-program user uses one on a given day.",
-       "calibrated: hand-tuned to 210 million daily users at end-2018 (seed 000)",
-       -10.0, 5.0),
-    _p("users.engagement_base_alipay", -2.4, "log-odds",
-       "Baseline log-odds that an Alipay mini-program user uses one on a given day.",
-       "calibrated: hand-tuned to 170 million daily users in early 2019 (seed 000)",
+    _p("users.engagement_base", -2.8, "log-odds",
+       "Baseline log-odds that a mini-program user who opens the app that day uses a "
+       "mini program in it; the same on both platforms (the platforms differ in how "
+       "often their app is opened, apps.<p>_daily_open, and in their catalogues).",
+       "calibrated: hand-tuned to 210 million WeChat daily users at end-2018 (seed 000)",
        -10.0, 5.0),
     _p("users.engagement_catalog", 2.0, "log-odds per unit catalogue value",
        "How much a fuller catalogue raises daily use (cross-side effect on users).",
@@ -234,6 +245,13 @@ PARAMS: tuple[Param, ...] = (
     _p("users.engagement_sd", 1.0, "log-odds",
        "Spread of users' personal daily-use propensity.",
        "assumption", 0.0, 5.0),
+    _p("users.discovery_spread", 0.0, "variance",
+       "Spread of users' openness to trying mini programs: each user's discovery rate is "
+       "multiplied by a Gamma-distributed factor with mean 1 and this variance, drawn "
+       "once. With a large variance many users are hardly open at all and the open try "
+       "mini programs within weeks, so the number who have ever used them levels off.",
+       "assumption: heterogeneous adoption rates (gamma frailty, as in survival "
+       "analysis); 0 gives every user the same rate", 0.0, 20.0),
     _p("users.catalog_concavity", 0.5, "exponent",
        "Exponent gamma of the catalogue value sum_s need_s * coverage_s^gamma: below 1, "
        "the first mini programs of a sector matter most (diminishing returns).",
@@ -242,6 +260,15 @@ PARAMS: tuple[Param, ...] = (
        "Habit: daily use rises with the years since a user first used the platform's "
        "mini programs (learning), up to habit_cap_years.",
        "assumption", 0.0, 5.0),
+    _p("users.novelty_lift", 0.0, "log-odds",
+       "Novelty: a newcomer to a platform's mini programs uses them more at first; the "
+       "lift decays as exp(-years since first use / novelty_years).",
+       "assumption: the reported WeChat daily users rose only from 170 to 210 million in "
+       "2018 while the first users' enthusiasm (the Jump Jump craze of January 2018) "
+       "faded; 0 switches novelty off", 0.0, 10.0),
+    _p("users.novelty_years", 0.25, "years",
+       "Time scale over which a newcomer's extra use wears off (novelty_lift).",
+       "assumption", 0.02, 5.0),
     _p("users.uses_extra_log", 0.0, "log uses per day",
        "Log of the extra mini-program uses, beyond the first, of a daily user on a day "
        "of use with the full catalogue and no habit yet (0: one extra use).",
@@ -271,7 +298,8 @@ PARAMS: tuple[Param, ...] = (
        "First Spring Festival with Alipay's Wufu (collect five blessings) campaign.",
        "reported: 0.79 million completers in 2016, 168 million in 2017", 2013, 2035, int),
     _p("wufu.activity_lift", 0.7, "log-odds",
-       "Lift in Alipay mini-program daily use during Spring Festival week from Wufu.",
+       "Lift, on the log-odds scale, in the probability of opening Alipay on a day of "
+       "Spring Festival week from Wufu (apps.alipay_daily_open).",
        "calibrated: hand-tuned to the 280 million Spring Festival peak of 2019 "
        "(seed 000)", 0.0, 10.0),
     _p("wufu.discovery_rate", 0.05, "probability",
@@ -438,8 +466,10 @@ def coerce(spec_kind, low, high, value: Any, where: str, allowed: str) -> Any:
     """
     from .errors import ParameterError
 
+    given = value
+
     def bad():
-        return ParameterError(f"{where}: value {value!r} is not allowed; expected {allowed}")
+        return ParameterError(f"{where}: value {given!r} is not allowed; expected {allowed}")
 
     if spec_kind == "date":
         day = parse_date(value)

@@ -292,14 +292,14 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
             scenario = scenario_files.load(item)
             run = run_settings(scenario, replicates=replicates, seed=seed, agents=agents)
             plans.append((scenario.name, f"scenario {scenario.name}", None, scenario, run))
-    paired = ("seed", "replicates", "agents")
-    settings = [{k: plan[4][k] for k in paired} for plan in plans]
+    paired = ("seed", "replicates", "agents", "start", "end")
+    settings = [{k: str(plan[4][k]) for k in paired} for plan in plans]
     for plan, setting in zip(plans[1:], settings[1:]):  # before anything runs
         if setting != settings[0]:
             raise MpsimError(f"compare: {plan[1]} has {setting} but {plans[0][1]} has "
                              f"{settings[0]}; paired comparison needs the same seed, "
-                             "replicates and agents (set them with --seed, --replicates, "
-                             "--agents)")
+                             "replicates, agents (--seed, --replicates, --agents) and "
+                             "horizon ([run] start and end)")
     runs: list[tuple[str, list[pd.DataFrame]]] = []
     sources: list[str] = []
     n_tasks = max([plan[4]["replicates"] for plan in plans if plan[3] is not None] or [1])

@@ -4,7 +4,8 @@
 
 The page shows how the calibration was run, how long it took, the fitted parameters
 with their near-best ranges, and the fit to every reported figure, the seed figures
-(tier S) first.
+(tier S) first. A section headed "## What falls short" in the existing page is
+written by hand; it is kept, after the seed figures, when the page is made again.
 """
 
 from __future__ import annotations
@@ -24,9 +25,21 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
-def report(folder: Path, stages: tuple[Path, ...] = ()) -> str:
+NOTES_HEADING = "## What falls short"
+
+
+def hand_notes(page: str) -> list[str]:
+    """The hand-written "What falls short" section of an existing page, heading included."""
+    if NOTES_HEADING not in page:
+        return []
+    section = page.split(NOTES_HEADING, 1)[1].split("\n## ", 1)[0]
+    return [NOTES_HEADING + section.rstrip(), ""]
+
+
+def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -> str:
     """The page for calibration ``folder``; each later stage's fit rows and parameters
-    replace the main one's (a stage fits parameters that feed back on nothing else)."""
+    replace the main one's (a stage fits parameters that feed back on nothing else).
+    ``notes`` (from ``hand_notes``) go after the seed figures."""
     manifest = json.loads((folder / "manifest.json").read_text())
     fit = pd.read_csv(folder / "fit_table.csv")
     unc = pd.read_csv(folder / "uncertainty.csv")
@@ -100,7 +113,7 @@ def report(folder: Path, stages: tuple[Path, ...] = ()) -> str:
     seed = fit[fit["tier"] == "S"]
     lines += table(seed)
     met = int(seed["within_15pct"].sum())
-    lines += ["", f"{met} of {len(seed)} seed figures are within 15%.", "",
+    lines += ["", f"{met} of {len(seed)} seed figures are within 15%.", "", *notes,
               "## Fitted parameters", "",
               "Near-best: the range over evaluated points whose loss is within "
               f"{config['tolerance']:.0%} of the best. A parameter whose near-best range "
@@ -137,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"calibration_report: error: {args.calibration}: not a finished calibration",
               file=sys.stderr)
         return 2
-    args.target.write_text(report(args.calibration, tuple(args.stages)))
+    notes = hand_notes(args.target.read_text()) if args.target.is_file() else []
+    args.target.write_text(report(args.calibration, tuple(args.stages), notes))
     print(f"wrote {args.target}")
     return 0
 

@@ -61,9 +61,21 @@ def test_targets_below_the_model_resolution_are_listed_not_fitted(tmp_path):
     assert dropped[0][0] == 5 and "too small" in dropped[0][1]
 
 
+def test_excluded_series_are_listed_as_unused_not_dropped(tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("date,platform,series,value\n2018-12,wechat,miniprogram_dau,210\n"
+                    "2018-12,wechat,miniprogram_usage_frequency_growth_yoy,54\n")
+    path = write_config(tmp_path, "data.csv",
+                        exclude_series=["miniprogram_usage_frequency_growth_yoy"])
+    objective, _, loaded = cal.build_objective(cal.load_config(path))
+    assert [t.series for t in objective.targets] == ["miniprogram_dau"]
+    assert [row for row, _ in loaded.unused] == [3]
+    assert "exclude_series" in loaded.unused[0][1]
+
+
 # --- configuration ----------------------------------------------------------------------
 def write_config(tmp_path, data, free=None, **settings):
-    free = free or {"users.engagement_base_wechat": [-5.0, 0.0]}
+    free = free or {"users.engagement_base": [-5.0, 0.0]}
     lines = ['scenario = "baseline"', f'data = "{data}"']
     lines += [f"{key} = {value!r}" for key, value in settings.items()]
     lines += ["[free]"] + [f'"{name}" = {list(bounds)}' for name, bounds in free.items()]
@@ -73,12 +85,12 @@ def write_config(tmp_path, data, free=None, **settings):
 
 
 @pytest.mark.parametrize("free, settings, message", [
-    ({"users.engagement_base_wechat": [0.0, -5.0]}, {}, "low < high"),
+    ({"users.engagement_base": [0.0, -5.0]}, {}, "low < high"),
     ({"users.engagemnt_base_wechat": [-5.0, 0.0]}, {}, "did you mean"),
     ({"traffic_sharing.enabled": [0, 1]}, {}, "only numeric parameters"),
-    ({"users.engagement_base_wechat": [-50.0, 0.0]}, {}, "expected a number in"),
-    ({"users.engagement_base_wechat": [-5.0, 0.0]}, {"replicates": 0}, "replicates"),
-    ({"users.engagement_base_wechat": [-5.0, 0.0]}, {"budjet": 10}, "did you mean budget"),
+    ({"users.engagement_base": [-50.0, 0.0]}, {}, "expected a number in"),
+    ({"users.engagement_base": [-5.0, 0.0]}, {"replicates": 0}, "replicates"),
+    ({"users.engagement_base": [-5.0, 0.0]}, {"budjet": 10}, "did you mean budget"),
 ])
 def test_bad_calibration_files_are_refused(tmp_path, free, settings, message):
     path = write_config(tmp_path, "data.csv", free, **settings)
@@ -93,7 +105,7 @@ def test_shipped_configuration_loads_and_names_real_parameters():
 
 
 # --- end to end ----------------------------------------------------------------------------
-TRUTH = {"users.engagement_base_wechat": -2.0, "users.discovery_weekly_wechat": 0.04}
+TRUTH = {"users.engagement_base": -2.0, "users.discovery_weekly_wechat": 0.04}
 DATES = ["2017-09-15", "2018-03-15", "2018-09-15", "2018-12-15"]
 
 
@@ -118,7 +130,7 @@ def synthetic_targets(tmp_path, agents):
 def test_calibration_recovers_known_parameters(tmp_path):
     data = synthetic_targets(tmp_path, agents=4000)
     config = cal.load_config(write_config(
-        tmp_path, data, {"users.engagement_base_wechat": [-5.0, 0.0],
+        tmp_path, data, {"users.engagement_base": [-5.0, 0.0],
                          "users.discovery_weekly_wechat": [0.005, 0.15]},
         seed=5, replicates=2, agents=4000, merchant_agents=800, budget=140, popsize=6,
         polish_share=0.2))
@@ -126,7 +138,7 @@ def test_calibration_recovers_known_parameters(tmp_path):
     best = result.best
     # tolerances: about a tenth of each range; the 4,000-agent noise alone moves the
     # optimum by less than that
-    assert best["users.engagement_base_wechat"] == pytest.approx(-2.0, abs=0.3)
+    assert best["users.engagement_base"] == pytest.approx(-2.0, abs=0.3)
     assert best["users.discovery_weekly_wechat"] == pytest.approx(0.04, rel=0.25)
     folder = result.path
     for name in ("fit_table.csv", "fit.png", "convergence.png", "uncertainty.csv",
@@ -135,18 +147,18 @@ def test_calibration_recovers_known_parameters(tmp_path):
     fit = pd.read_csv(folder / "fit_table.csv")
     assert fit["within_15pct"].all()
     unc = pd.read_csv(folder / "uncertainty.csv")
-    row = unc.set_index("parameter").loc["users.engagement_base_wechat"]
+    row = unc.set_index("parameter").loc["users.engagement_base"]
     assert row["near_best_low"] <= row["best"] <= row["near_best_high"]
     # the calibrated scenario file runs as a scenario
     calibrated = scenarios.load(folder / "calibrated.toml")
-    assert calibrated.params["users.engagement_base_wechat"] == pytest.approx(
-        best["users.engagement_base_wechat"])
+    assert calibrated.params["users.engagement_base"] == pytest.approx(
+        best["users.engagement_base"])
 
 
 def small_config(tmp_path):
     data = synthetic_targets(tmp_path, agents=1000)
     return cal.load_config(write_config(
-        tmp_path, data, {"users.engagement_base_wechat": [-5.0, 0.0],
+        tmp_path, data, {"users.engagement_base": [-5.0, 0.0],
                          "users.discovery_weekly_wechat": [0.005, 0.15]},
         seed=8, replicates=2, agents=1000, merchant_agents=300, budget=70, popsize=5,
         polish_share=0.15))
@@ -182,6 +194,23 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_calibration(tmp_path, 
         cal.calibrate(config, workers=1, out=out, resume=run_id, progress=False)
 
 
+@pytest.mark.slow
+def test_a_calibration_starts_from_the_scenario_and_never_ends_worse(tmp_path):
+    config = small_config(tmp_path)
+    objective, bounds, _ = cal.build_objective(config)
+    start = objective.start_point(bounds)
+    defaults = scenarios.load("baseline").params
+    for name, value, (low, high) in zip(objective.names, start, bounds):
+        assert value == pytest.approx(min(max(defaults[name], low), high))
+    result = cal.calibrate(config, workers=1, out=tmp_path, progress=False)
+    assert result.loss <= objective(start) + 1e-12
+    first = pd.read_csv(result.path / "evaluations.csv").iloc[0]
+    assert [first[n] for n in objective.names] == pytest.approx(list(start), rel=1e-5)
+    manifest = json.loads((result.path / "manifest.json").read_text())
+    assert manifest["start_parameters"]["users.engagement_base"] == \
+        pytest.approx(defaults["users.engagement_base"])
+
+
 def test_resume_refuses_another_configuration(tmp_path):
     config = cal.load_config(write_config(tmp_path, "data.csv"))
     partial = tmp_path / "calibration" / ".abc.partial"
@@ -200,11 +229,11 @@ def test_adopting_a_calibration_sets_defaults_and_their_source(tmp_path):
     folder = tmp_path / "20990101T000000Z"
     folder.mkdir()
     (folder / "best_parameters.json").write_text(json.dumps(
-        {"loss": 0.01, "parameters": {"users.engagement_base_wechat": -2.5}}))
+        {"loss": 0.01, "parameters": {"users.engagement_base": -2.5}}))
     written = tmp_path / "calibrated.toml"
     assert main([str(folder), "--target", str(written)]) == 0
     adopted = {p.name: p for p in _apply_calibration(PARAMS, written)}
-    param = adopted["users.engagement_base_wechat"]
+    param = adopted["users.engagement_base"]
     assert param.default == -2.5
     assert param.source.startswith("calibrated: calibration 20990101T000000Z")
     assert adopted["red_envelope.strength"].default == 1.0
@@ -214,7 +243,7 @@ def test_a_later_stage_overrides_the_earlier_and_names_itself(tmp_path):
     from scripts.adopt_calibration import main
 
     folders = []
-    for run_id, values in (("20990101T000000Z", {"users.engagement_base_wechat": -2.5,
+    for run_id, values in (("20990101T000000Z", {"users.engagement_base": -2.5,
                                                   "users.uses_habit_per_year": 0.2}),
                            ("20990102T000000Z", {"users.uses_habit_per_year": 1.5})):
         folder = tmp_path / run_id
@@ -225,8 +254,8 @@ def test_a_later_stage_overrides_the_earlier_and_names_itself(tmp_path):
     written = tmp_path / "calibrated.toml"
     assert main([*folders, "--target", str(written)]) == 0
     adopted = {p.name: p for p in _apply_calibration(PARAMS, written)}
-    assert adopted["users.engagement_base_wechat"].default == -2.5
-    assert "20990101T000000Z" in adopted["users.engagement_base_wechat"].source
+    assert adopted["users.engagement_base"].default == -2.5
+    assert "20990101T000000Z" in adopted["users.engagement_base"].source
     habit = adopted["users.uses_habit_per_year"]
     assert habit.default == 1.5
     assert habit.source.startswith("calibrated: calibration 20990102T000000Z")
@@ -242,7 +271,7 @@ def test_the_polish_evaluates_points_exactly_as_the_search_does(tmp_path):
     targets = [target(150.0), target(500.0, "lower")]
     run = {"agents": 600, "merchant_agents": 200, "start": dt.date(2014, 1, 1),
            "end": dt.date(2018, 12, 31)}
-    objective = cal.Objective({}, ["users.engagement_base_wechat"], targets, run,
+    objective = cal.Objective({}, ["users.engagement_base"], targets, run,
                               np.random.SeedSequence(2).spawn(2))
     with executor(workers=1) as pool:
         search = cal._Search(objective, [(-5.0, 0.0)], config, pool, tmp_path, None, False)

@@ -13,7 +13,8 @@ distributed = pytest.importorskip("distributed")
 
 from model import scenarios  # noqa: E402
 from model.executor import DASK_ENV, executor, run_tasks  # noqa: E402
-from model.runner import run_scenario  # noqa: E402
+from model.runner import compare, run_scenario  # noqa: E402
+from model.sweep import parse_ranges, sweep  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +40,42 @@ def test_replicates_on_dask_equal_local_ones_bit_for_bit(cluster, tmp_path):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
+def test_comparisons_on_dask_equal_local_ones(cluster, tmp_path):
+    other = tmp_path / "tiny_no_red_envelope.toml"
+    other.write_text('extends = "tiny"\n[red_envelope]\nstrength = 0.0\n')
+    args = dict(replicates=2, agents=1000, progress=False)
+    local = compare(["tiny", str(other)], workers=2, out=tmp_path / "local", **args)
+    remote = compare(["tiny", str(other)], dask_address=cluster.scheduler_address,
+                     out=tmp_path / "dask", **args)
+    pd.testing.assert_frame_equal(pd.read_csv(local / "differences.csv"),
+                                  pd.read_csv(remote / "differences.csv"), check_exact=True)
+
+
+def test_sweeps_on_dask_equal_local_ones(cluster, tmp_path):
+    ranges = parse_ranges(["red_envelope.strength=0:2"])
+    args = dict(samples=3, design_kind="grid", seed=3, replicates=2, agents=800,
+                progress=False)
+    local = sweep(scenarios.load("tiny"), ranges, workers=2, out=tmp_path / "local", **args)
+    remote = sweep(scenarios.load("tiny"), ranges, dask_address=cluster.scheduler_address,
+                   out=tmp_path / "dask", **args)
+    pd.testing.assert_frame_equal(pd.read_csv(local / "samples.csv"),
+                                  pd.read_csv(remote / "samples.csv"), check_exact=True)
+
+
+def test_calibration_evaluations_on_dask_equal_local_ones(cluster, tmp_path):
+    from calibration import calibrate as cal
+    from tests.test_calibration import small_config
+
+    config = small_config(tmp_path)
+    local = cal.calibrate(config, workers=2, out=tmp_path / "local", progress=False)
+    remote = cal.calibrate(config, dask_address=cluster.scheduler_address,
+                           out=tmp_path / "dask", progress=False)
+    assert remote.loss == local.loss
+    assert remote.best == local.best
+    pd.testing.assert_frame_equal(pd.read_csv(local.path / "evaluations.csv"),
+                                  pd.read_csv(remote.path / "evaluations.csv"), check_exact=True)
+
+
 def test_the_environment_variable_selects_the_cluster(cluster, monkeypatch):
     monkeypatch.setenv(DASK_ENV, cluster.scheduler_address)
     with executor(workers=1) as pool:
@@ -48,9 +85,13 @@ def test_the_environment_variable_selects_the_cluster(cluster, monkeypatch):
     assert os.environ.get(DASK_ENV) is None
 
 
-def test_an_unreachable_scheduler_is_a_clear_error():
+def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch):
     from model.errors import MpsimError
 
-    with pytest.raises(MpsimError, match="cannot reach the Dask scheduler"):
+    with pytest.raises(MpsimError, match="--dask tcp://127.0.0.1:1: cannot reach the Dask"):
         with executor(dask_address="tcp://127.0.0.1:1"):
+            pass
+    monkeypatch.setenv(DASK_ENV, "tcp://127.0.0.1:1")
+    with pytest.raises(MpsimError, match=f"{DASK_ENV}=tcp://127.0.0.1:1: cannot reach"):
+        with executor(workers=1):
             pass

@@ -12,7 +12,8 @@ from model.params import BY_NAME
 
 LEVERS = ["red_envelope.strength", "red_envelope.send_prob", "red_envelope.activation_prob",
           "wechat_pay.organic_weekly", "users.discovery_weekly_wechat",
-          "users.discovery_weekly_alipay", "users.engagement_base_alipay",
+          "users.discovery_weekly_alipay", "apps.alipay_daily_open",
+          "users.discovery_spread", "alipay.first_party_catalog",
           "traffic_sharing.exposure_weekly", "wufu.activity_lift", "merchants.reach_sensitivity",
           "merchants.multihoming_discount", "alipay.first_party_coverage"]
 

@@ -10,6 +10,7 @@ import pytest
 from model import MiniProgramModel, calendar
 from model.agents import _adoption_step, small_world_network
 from model.model import _row_columns
+from model.params import SECTORS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "reported_figures.csv"
 
@@ -186,8 +187,8 @@ def test_daily_users_are_monthly_users_and_monthly_users_have_used():
 
 
 def test_certain_engagement_makes_every_mini_program_user_active():
-    model = make({"users.engagement_base_wechat": 5.0, "users.engagement_sd": 0.0,
-                  "users.spring_festival_lift": 0.0})
+    model = make({"users.engagement_base": 5.0, "users.engagement_sd": 0.0,
+                  "users.spring_festival_lift": 0.0, "apps.wechat_daily_open": 1.0})
     step_to(model, dt.date(2018, 6, 1))
     users = model.users
     ever = users.ever_used["wechat"]
@@ -197,10 +198,89 @@ def test_certain_engagement_makes_every_mini_program_user_active():
     assert users.active_today["wechat"][ever].mean() > 0.98
 
 
+def test_daily_use_happens_only_on_days_the_app_is_opened():
+    # Near-certain use once the app is open (sigma >= 0.993): the daily share is the
+    # daily-open probability o, and the monthly share 1 - (1 - o)^30.
+    opens = 0.3
+    model = make({"users.engagement_base": 5.0, "users.engagement_sd": 0.0,
+                  "users.spring_festival_lift": 0.0, "apps.wechat_daily_open": opens},
+                 agents=20_000)
+    step_to(model, dt.date(2018, 6, 1))
+    ever = model.users.ever_used["wechat"] & model.can_reach("wechat")
+    n = int(ever.sum())
+    assert n > 2000
+    today = model.users.active_today["wechat"][ever].mean()
+    assert today == pytest.approx(opens, abs=4 * np.sqrt(opens * (1 - opens) / n))
+    assert model.users.active_month["wechat"][ever].mean() == pytest.approx(
+        1 - (1 - opens) ** 30, abs=1e-3)
+
+
+def test_novelty_lifts_newcomers_and_wears_off():
+    # sigma(-3 + 3 exp(-tenure / 0.1)): 0.5 in a newcomer's first week, sigma(-3) = 0.047
+    # once the novelty has worn off (nothing else moves the log-odds here).
+    model = make({"users.engagement_base": -3.0, "users.engagement_sd": 0.0,
+                  "users.engagement_catalog": 0.0, "users.pay_lift": 0.0,
+                  "users.habit_per_year": 0.0, "users.spring_festival_lift": 0.0,
+                  "apps.wechat_daily_open": 1.0, "users.novelty_lift": 3.0,
+                  "users.novelty_years": 0.1}, agents=40_000)
+    step_to(model, dt.date(2018, 7, 1))
+    users, t = model.users, model.t - 1  # the step users_use last ran
+    tenure = t - users.first_use["wechat"]
+    active = users.active_today["wechat"]
+    newcomers = users.ever_used["wechat"] & (tenure == 0)
+    veterans = users.ever_used["wechat"] & (tenure * model.years_per_step > 1.0)
+    assert newcomers.sum() > 100 and veterans.sum() > 2000
+    assert active[newcomers].mean() == pytest.approx(0.5, abs=4 * 0.5 / np.sqrt(newcomers.sum()))
+    assert active[veterans].mean() == pytest.approx(1 / (1 + np.exp(3.0)), abs=0.01)
+
+
+def test_wufu_raises_the_chance_of_opening_alipay_in_festival_weeks_only():
+    model = make({"apps.alipay_daily_open": 0.4, "wufu.activity_lift": 1.0})
+    festival = int(np.flatnonzero(model.festival_year == 2019)[0])
+    lifted = 1 / (1 + np.exp(-(np.log(0.4 / 0.6) + 1.0)))
+    assert model.daily_open("alipay", model.festival(festival)) == pytest.approx(lifted)
+    assert model.daily_open("alipay", model.festival(festival + 1)) == pytest.approx(0.4)
+    assert model.daily_open("wechat", model.festival(festival)) == pytest.approx(
+        model.p["apps.wechat_daily_open"])
+
+
+def test_discovery_spread_has_mean_one_and_sends_the_open_first():
+    off = make({"users.discovery_spread": 0.0}, agents=20_000)
+    on = make({"users.discovery_spread": 1.5}, agents=20_000)
+    assert off._openness is None
+    # Gamma with mean 1 and variance 1.5 (sd of the mean of 20,000 here ~0.009)
+    assert on._openness.mean() == pytest.approx(1.0, abs=0.05)
+    assert on._openness.var() == pytest.approx(1.5, rel=0.15)
+    for model in (off, on):
+        step_to(model, dt.date(2017, 6, 1))
+    early = {name: m.users.openness[m.users.ever_used["wechat"]].mean()
+             for name, m in (("off", off), ("on", on))}
+    assert abs(early["off"]) < 0.1          # discoverers are a random draw
+    assert early["on"] > 0.5                # the open try mini programs first
+    # the most open user (z far in the tail) still has a finite rate
+    on.users.openness[:2] = [6.0, -6.0]
+    assert np.isfinite(on._discovery_spread()).all()
+    # openness is not daily-use propensity: discoverers are not heavier users
+    assert abs(on.users.propensity[on.users.ever_used["wechat"]].mean()) < 0.1
+
+
+def test_alipay_first_party_catalogue_covers_every_sector_but_games():
+    model = make({"alipay.first_party_catalog": 0.4, "alipay.beta_access": 0.0,
+                  "merchants.alipay_merchant_advantage": 0.0,
+                  "merchants.alipay_extra_cost": 10.0})
+    launch = model.open_step[("users", "alipay")]
+    step_to(model, model.dates[launch])  # steps up to the week before the launch
+    assert model.catalog["alipay"].max() == 0.0
+    model.step()
+    games = model.catalog["alipay"][list(SECTORS).index("games")]
+    others = np.delete(model.catalog["alipay"], list(SECTORS).index("games"))
+    assert np.all(others >= 0.4) and games < 0.1
+
+
 def test_wufu_lifts_alipay_daily_users_in_festival_week_only():
     base = dict(agents=20_000)
-    with_lift = make({"wufu.activity_lift": 3.0}, **base)
-    without = make({"wufu.activity_lift": 0.0}, **base)
+    with_lift = make({"wufu.activity_lift": 3.0, "apps.alipay_daily_open": 0.3}, **base)
+    without = make({"wufu.activity_lift": 0.0, "apps.alipay_daily_open": 0.3}, **base)
     for model in (with_lift, without):
         step_to(model, dt.date(2019, 2, 10))
     frame_on, frame_off = with_lift.results(), without.results()

@@ -80,6 +80,19 @@ def test_runs_never_overwrite_each_other(tmp_path):
     assert first.path != second.path and first.path.is_dir() and second.path.is_dir()
 
 
+def test_a_folder_being_written_by_another_run_is_left_alone(tmp_path):
+    from model.errors import ResultsExistError
+    from model.runner import write_atomically
+
+    other = tmp_path / ".20990101T000000Z.partial"
+    other.mkdir()
+    (other / "series.csv").write_text("theirs")
+    with pytest.raises(ResultsExistError, match="another run is writing"):
+        write_atomically(tmp_path / "20990101T000000Z", lambda folder: None)
+    assert (other / "series.csv").read_text() == "theirs"
+    assert not (tmp_path / "20990101T000000Z").exists()
+
+
 def test_a_failed_run_leaves_nothing_that_looks_finished(tmp_path, monkeypatch):
     import model.runner as runner
 
@@ -105,6 +118,25 @@ def test_compare_writes_paired_differences(tmp_path, capsys):
     assert (folder / "compare_difference.png").is_file()
 
 
+def test_compare_refuses_unpaired_runs_before_running_anything(tiny_run, tmp_path, capsys):
+    code = main(["compare", str(tiny_run.path), "tiny", "--seed", "5", "--out", str(tmp_path),
+                 "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"run folder {tiny_run.path}" in err and "scenario tiny" in err and "--seed" in err
+    assert not any(tmp_path.iterdir())  # tiny was not run
+    # different horizons cannot be paired week by week either
+    assert main(["compare", "tiny", "no_red_envelope", "--replicates", "1", "--agents", "500",
+                 "--out", str(tmp_path), "--quiet"]) == 2
+    assert "horizon" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+def test_plot_says_what_kind_of_folder_it_was_given(tiny_run, tmp_path, capsys):
+    (tmp_path / "differences.csv").write_text("scenario\n")
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "a comparison folder, not a run folder" in capsys.readouterr().err
+
+
 def test_list_and_params(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
@@ -126,9 +158,13 @@ def run_cli(*args):
     (["plot", "/nonexistent/run"], "not a finished run folder"),
     (["sweep", "baseline", "--param", "red_envelope.strenght=0:2"], "did you mean"),
     (["sweep", "baseline", "--param", "red_envelope.strength=2:1"], "red_envelope.strength"),
-    (["sensitivity", "tiny", "--param", "red_envelope.strength=0:2"], "2020"),
+    (["sensitivity", "SHORT", "--param", "red_envelope.strength=0:2"], "2020"),
 ])
 def test_bad_input_exits_non_zero_with_one_line(args, expected, tmp_path, capsys):
+    if "SHORT" in args:  # a scenario that stops before the outcomes' horizon
+        short = tmp_path.parent / f"{tmp_path.name}-short.toml"
+        short.write_text('extends = "tiny"\n[run]\nend = 2019-12-31\n')
+        args = [str(short) if a == "SHORT" else a for a in args]
     out = ["--out", str(tmp_path)] if args[0] in ("run", "sweep", "sensitivity") else []
     try:
         code = main([*args, *out])
@@ -149,7 +185,7 @@ def test_the_installed_command_reports_errors_without_traceback(tmp_path):
     message = result.stderr.strip()
     assert "\n" not in message and "Traceback" not in message
     assert str(bad) in message and "traffic_sharing.exposure_weekly" in message
-    assert "7" in message and "[0.0, 1.0]" in message
+    assert "value 7 is not allowed" in message and "[0.0, 1.0]" in message
     assert not (tmp_path / "out").exists()
 
 
