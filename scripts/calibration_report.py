@@ -46,10 +46,12 @@ def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -
     stage_lines = []
     for stage in stages:
         later = json.loads((stage / "manifest.json").read_text())
-        stage_fit = pd.read_csv(stage / "fit_table.csv").set_index("label")
+        stage_fit = pd.read_csv(stage / "fit_table.csv")
         stage_unc = pd.read_csv(stage / "uncertainty.csv").set_index("parameter")
-        for label, row in stage_fit.iterrows():
-            fit.loc[fit["label"] == label, row.index] = row.values
+        # a later stage's rows replace the main one's, or join them if the main stage
+        # left their series out
+        fit = pd.concat([fit[~fit["label"].isin(stage_fit["label"])], stage_fit],
+                        ignore_index=True)
         unc = unc.set_index("parameter")
         for name, row in stage_unc.iterrows():
             unc.loc[name, row.index] = row.values
