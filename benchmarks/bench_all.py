@@ -7,7 +7,8 @@ ask for, side by side, from one commit on one machine.
 3. Calibration-loss evaluations per second with 1 and 2 workers
    (``bench_calibration.py``).
 
-Each part keeps its own flags; this script passes the sizes through. The defaults take
+Each part runs as its own script, in a process of its own, with the sizes passed
+through. The defaults take
 about half an hour on two cores, most of it the 10,000,000-user baseline and the mesa
 reference at 1,000,000 users; ``--quick`` runs small sizes in a few minutes, to check
 that everything works.
@@ -20,13 +21,11 @@ Example::
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from benchmarks import bench_calibration, bench_scale, bench_step  # noqa: E402
-
+HERE = Path(__file__).resolve().parent
 FULL = {"step": [10_000, 100_000, 1_000_000], "mesa_max": 1_000_000,
         "scale": [100_000, 1_000_000, 10_000_000], "points": 60}
 QUICK = {"step": [10_000, 100_000], "mesa_max": 100_000, "scale": [100_000], "points": 12}
@@ -44,16 +43,18 @@ def main(argv=None) -> int:
     sizes = QUICK if args.quick else FULL
     parts = [
         ("1. Rule 6, users' daily use: model, mesa reference, numpy reference",
-         bench_step.main, ["--sizes", *map(str, sizes["step"]), "--repeats", str(args.repeats),
+         "bench_step.py", ["--sizes", *map(str, sizes["step"]), "--repeats", str(args.repeats),
                            "--mesa-max", str(sizes["mesa_max"])]),
         ("2. The whole baseline: wall time and peak memory",
-         bench_scale.main, ["--sizes", *map(str, sizes["scale"])]),
+         "bench_scale.py", ["--sizes", *map(str, sizes["scale"])]),
         ("3. Calibration-loss evaluations per second",
-         bench_calibration.main, ["--points", str(sizes["points"]), "--workers", "1", "2"]),
+         "bench_calibration.py", ["--points", str(sizes["points"]), "--workers", "1", "2"]),
     ]
-    for title, run, part_args in parts:
+    for title, script, part_args in parts:
         print(f"\n## {title}\n", flush=True)
-        code = run(part_args)
+        # A process of its own per part: a forked child inherits its parent's peak
+        # memory, so the mesa reference of part 1 would inflate part 2's figures.
+        code = subprocess.run([sys.executable, str(HERE / script), *part_args]).returncode
         if code:
             return code
     return 0
