@@ -261,6 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     except MpsimError as exc:
         print(f"mpsim: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader stopped early (mpsim params | head)
+        sys.stdout = None
+        return 0
+    except OSError as exc:  # an output folder that cannot be made or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mpsim: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("mpsim: interrupted; nothing was written", file=sys.stderr)
         return 130

@@ -177,6 +177,15 @@ def test_bad_input_exits_non_zero_with_one_line(args, expected, tmp_path, capsys
     assert not any(tmp_path.iterdir())
 
 
+def test_an_output_folder_that_cannot_be_made_is_a_one_line_error(tmp_path, capsys):
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    code = main(["run", "tiny", "--replicates", "1", "--agents", "500", "--quiet",
+                 "--out", str(blocked / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and str(blocked) in err
+
+
 def test_the_installed_command_reports_errors_without_traceback(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('extends = "baseline"\n[traffic_sharing]\nexposure_weekly = 7\n')
