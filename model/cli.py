@@ -164,8 +164,15 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported on one line (no usage block) and exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mpsim", description="Scenario simulator of the WeChat-Alipay mini-program race.",
         epilog="Each command has its own --help. Docs: README.md and docs/MODEL.md.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

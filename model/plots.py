@@ -21,7 +21,9 @@ import pandas as pd  # noqa: E402
 COLOURS = {"wechat": "#07a35a", "alipay": "#1677ff"}
 LABELS = {"wechat": "WeChat", "alipay": "Alipay"}
 MARKERS = {"exact": "o", "lower": "^", "upper": "v"}
-SCENARIO_COLOURS = plt.get_cmap("tab10").colors
+# Scenarios in black, then colours other than the platforms' green and blue.
+SCENARIO_COLOURS = ("#222222", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                    "#bcbd22", "#17becf")
 MINI_PROGRAM_ERA = pd.Timestamp("2016-10-01")
 #: The reported figures drawn on run plots (the calibration targets).
 REPORTED_FILE = Path(__file__).resolve().parent.parent / "calibration" / "data" / "targets.csv"
@@ -296,7 +298,8 @@ def plot_compare(runs: list[tuple[str, list[pd.DataFrame]]], folder: Path) -> li
             ax.set_title(title, fontsize=10, loc="left")
             ax.set_ylabel(unit if kind == "overlay" else f"difference, {unit}")
             ax.grid(alpha=0.3)
-            ax.set_xlim(left=mdates.date2num(MINI_PROGRAM_ERA) if "pay" not in column else None)
+            if column != "wechat.pay_users":  # WeChat Pay's story starts in 2014
+                ax.set_xlim(left=mdates.date2num(MINI_PROGRAM_ERA))
             ax.xaxis.set_major_locator(mdates.YearLocator(2))
             ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
         axes.flat[0].legend(fontsize=8, loc="upper left")

@@ -293,9 +293,10 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
             run = run_settings(scenario, replicates=replicates, seed=seed, agents=agents)
             plans.append((scenario.name, f"scenario {scenario.name}", None, scenario, run))
     paired = ("seed", "replicates", "agents", "start", "end")
-    settings = [{k: str(plan[4][k]) for k in paired} for plan in plans]
+    settings = [{k: plan[4][k] for k in paired} for plan in plans]
     for plan, setting in zip(plans[1:], settings[1:]):  # before anything runs
-        if setting != settings[0]:
+        # str: a run folder's manifest holds the dates as text
+        if {k: str(v) for k, v in setting.items()} != {k: str(v) for k, v in settings[0].items()}:
             raise MpsimError(f"compare: {plan[1]} has {setting} but {plans[0][1]} has "
                              f"{settings[0]}; paired comparison needs the same seed, "
                              "replicates, agents (--seed, --replicates, --agents) and "

@@ -173,7 +173,7 @@ def test_bad_input_exits_non_zero_with_one_line(args, expected, tmp_path, capsys
     err = capsys.readouterr().err
     assert code == 2
     assert expected in err
-    assert len([line for line in err.splitlines() if "error" in line]) == 1
+    assert len(err.strip().splitlines()) == 1 and "error" in err
     assert not any(tmp_path.iterdir())
 
 
