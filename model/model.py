@@ -459,7 +459,7 @@ class MiniProgramModel(mesa.Model):
             today[who] = draw * (1.0 + odds) < opens * odds
             # active in 30 days: draw < 1 - (1 - u)^30, with 1 - u = (1 + (1 - opens) odds) / (1 + odds)
             month[who] = np.log1p(-draw) > 30.0 * (np.log1p((1.0 - opens) * odds) - np.log1p(odds))
-            self.uses_per_dau[pl] = self._uses_per_daily_user(pl, who[today[who]], t)
+            self.uses_per_dau[pl] = self._uses_per_daily_user(pl, tenure[today[who]])
             self.reach[pl] = (self._reach_share(pl, month)
                               + p["merchants.potential_reach_weight"]
                               * self._reach_share(pl, reach & ~month))
@@ -473,25 +473,20 @@ class MiniProgramModel(mesa.Model):
             o = float(expit(np.log(o / (1.0 - o)) + self.p["wufu.activity_lift"]))
         return o
 
-    def _uses_per_daily_user(self, platform: str, daily: np.ndarray, t: int) -> float:
-        """Mean uses on a day of use over the daily users ``daily`` (rule 6, frequency)."""
-        if not daily.size:
+    def _uses_per_daily_user(self, platform: str, tenure: np.ndarray) -> float:
+        """Mean uses on a day of use over the day's users, given their years of use
+        ``tenure`` (rule 6, frequency); habit counts up to ``users.habit_cap_years``."""
+        if not tenure.size:
             return np.nan
         p = self.p
+        habit_years = np.minimum(tenure, np.float32(p["users.habit_cap_years"]))
         extra = np.exp(np.float32(p["users.uses_extra_log"])
-                       + np.float32(p["users.uses_habit_per_year"])
-                       * self._habit_years(platform, daily, t))
+                       + np.float32(p["users.uses_habit_per_year"]) * habit_years)
         return 1.0 + float(extra.mean()) * self.catalog_value(platform)
 
     def _tenure_years(self, platform: str, who: np.ndarray, t: int) -> np.ndarray:
         """Years since each of ``who`` first used the platform's mini programs (float32)."""
         return ((t - self.users.first_use[platform][who]) * self.years_per_step).astype(np.float32)
-
-    def _habit_years(self, platform: str, who: np.ndarray, t: int) -> np.ndarray:
-        """Years of use capped at ``users.habit_cap_years`` (float32): the habit term of
-        rule 6's uses per day."""
-        return np.minimum(self._tenure_years(platform, who, t),
-                          np.float32(self.p["users.habit_cap_years"]))
 
     def _reach_share(self, platform: str, who: np.ndarray) -> float:
         """Share of the population in ``who``; on Alipay, users reached only through an

@@ -294,9 +294,10 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
             plans.append((scenario.name, f"scenario {scenario.name}", None, scenario, run))
     paired = ("seed", "replicates", "agents", "start", "end")
     settings = [{k: plan[4][k] for k in paired} for plan in plans]
-    for plan, setting in zip(plans[1:], settings[1:]):  # before anything runs
-        # str: a run folder's manifest holds the dates as text
-        if {k: str(v) for k, v in setting.items()} != {k: str(v) for k, v in settings[0].items()}:
+    # as text: a run folder's manifest holds the dates as text
+    compared = [{k: str(v) for k, v in setting.items()} for setting in settings]
+    for plan, setting, text in zip(plans[1:], settings[1:], compared[1:]):  # before anything runs
+        if text != compared[0]:
             raise MpsimError(f"compare: {plan[1]} has {setting} but {plans[0][1]} has "
                              f"{settings[0]}; paired comparison needs the same seed, "
                              "replicates, agents (--seed, --replicates, --agents) and "

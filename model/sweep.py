@@ -298,7 +298,8 @@ def check_horizon(scenario: Scenario, run: dict[str, Any]) -> None:
     if run["start"].year > HORIZON_START_YEAR or run["end"] < HORIZON_END:
         raise ScenarioError(
             f"{scenario.path}: run.start {run['start']} to run.end {run['end']}: the "
-            f"outcomes of sweep and sensitivity need a horizon from {HORIZON_START_YEAR} or earlier through "
+            f"outcomes of sweep and sensitivity need a horizon from {HORIZON_START_YEAR} "
+            f"or earlier through "
             f"{HORIZON_END}; set [run] end = {HORIZON_END} (or later) in the scenario")
 
 
