@@ -16,16 +16,22 @@ from the parameters, not from the draw.
 (its population evaluated in parallel through ``model.executor``; the scenario's own
 values of the free parameters are its first member, so a recalibration starts from the
 current fit, recorded as ``start_parameters`` in the manifest), then a local polish
-with ``scipy.optimize.minimize`` (Nelder-Mead, bounded) from the best point. The state
-of the search (population, its losses, the random generator) is saved after every
-generation, so ``--resume`` continues an interrupted calibration exactly where it
-stopped.
+from the best point with ``scipy.optimize.least_squares`` (bounded Gauss-Newton,
+trust-region reflective). The loss is a sum of squares of the weighted errors
+:math:`\sqrt{w_k/\sum w}\, r_k`, and the polish uses that: its Jacobian comes from
+forward differences of 2% of each parameter's range, one point per parameter, all run
+in parallel. The state of the search (population, its losses, the random generator) is
+saved after every generation, so ``--resume`` continues an interrupted calibration
+exactly where it stopped; the polish is deterministic and reruns from the same point.
 
 **How sure.** Every evaluated point is kept. For each parameter the report gives the
-range over points whose loss is within ``tolerance`` (relative) of the best, and a
-profile: the lowest loss found in each of 20 slices of the parameter's range. A
-parameter whose near-best range spans more than half its bounds is flagged as not
-pinned down by the data.
+range over evaluated points whose loss is within ``tolerance`` (relative) of the best,
+which shows where the search looked; and a *profile range*: how far the parameter can
+move, with all the others re-fitted, before the loss rises above the tolerance, from
+the linear model of the errors at the best point (its Jacobian). A parameter whose
+profile range spans more than half its bounds is flagged as not pinned down by the
+data. The uncertainty plot also shows the lowest loss found in each of 20 slices of
+each parameter's range.
 """
 
 from __future__ import annotations
@@ -61,6 +67,8 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_CONFIG = HERE / "baseline.toml"
 CALIBRATION_DIR = RESULTS_DIR / "calibration"
 PROFILE_BINS = 20
+#: Finite-difference step of the polish, as a share of each parameter's range.
+DIFF_STEP = 0.02
 #: Penalty (as a log error) for a target the model cannot measure at a point (NaN).
 MISSING_ERROR = math.log(1e-3)
 
@@ -194,10 +202,14 @@ def log_errors(simulated: np.ndarray, targets: list[Target]) -> np.ndarray:
     return errors
 
 
-def loss(simulated: np.ndarray, targets: list[Target]) -> float:
+def weighted_errors(simulated: np.ndarray, targets: list[Target]) -> np.ndarray:
+    """The residuals :math:`\\sqrt{w_k / \\sum w}\\, r_k`, whose sum of squares is the loss."""
     weights = np.array([t.weight for t in targets])
-    errors = log_errors(simulated, targets)
-    return float(np.sum(weights * errors**2) / np.sum(weights))
+    return np.sqrt(weights / weights.sum()) * log_errors(simulated, targets)
+
+
+def loss(simulated: np.ndarray, targets: list[Target]) -> float:
+    return float(np.sum(weighted_errors(simulated, targets) ** 2))
 
 
 #: A target smaller than this many agents' worth cannot be told apart from noise.
@@ -284,6 +296,8 @@ class _Search:
         self.state = state
         self.bar = None
         self.stage = "de"
+        #: (point, weighted errors, Jacobian) at each point the polish linearised
+        self.jacobians: list[tuple[list[float], np.ndarray, np.ndarray]] = []
         self.clock = time.perf_counter()
         self.wall_before = float(state.get("wall_seconds", 0.0)) if state else 0.0
 
@@ -309,18 +323,92 @@ class _Search:
         return losses
 
     def point_loss(self, x) -> float:
-        """The loss at one point, its replicates run in parallel (the polish is serial)."""
-        x = np.asarray(x, dtype=float)
-        tasks = [(self.objective, x, seed) for seed in self.objective.seeds]
-        simulated = np.vstack(executors.run_tasks(_simulate_one, tasks, self.pool,
-                                                  progress=False))
-        value = loss(simulated, self.objective.targets)
-        self.history.append((x.tolist(), value, self.stage))
+        """The loss at one point, its replicates run in parallel."""
+        return float(np.sum(self.errors_at([x])[0] ** 2))
+
+    def errors_at(self, xs) -> list[np.ndarray]:
+        """The weighted errors at each point, every replicate of every point in parallel;
+        each point goes into the history."""
+        xs = [np.asarray(x, dtype=float) for x in xs]
+        seeds = self.objective.seeds
+        tasks = [(self.objective, x, seed) for x in xs for seed in seeds]
+        done = executors.run_tasks(_simulate_one, tasks, self.pool, progress=False)
+        out = []
+        for i, x in enumerate(xs):
+            simulated = np.vstack(done[i * len(seeds):(i + 1) * len(seeds)])
+            errors = weighted_errors(simulated, self.objective.targets)
+            self.history.append((x.tolist(), float(np.sum(errors**2)), self.stage))
+            out.append(errors)
         if self.bar is not None:
             best = min(h[1] for h in self.history)
             self.bar.set_postfix(best_loss=f"{best:.4g}", refresh=False)
-            self.bar.update(1)
-        return value
+            self.bar.update(len(xs))
+        return out
+
+    def jacobian(self, x, errors: np.ndarray) -> np.ndarray:
+        """Forward differences of the weighted errors at ``x`` (whose errors are given),
+        one step of ``DIFF_STEP`` of each parameter's range (backward at an upper
+        bound), all points in parallel. Steps this large see through the jitter of
+        single agents changing their minds; the common random numbers do the rest."""
+        low, high = np.array(self.bounds).T
+        x = np.asarray(x, dtype=float)
+        steps = DIFF_STEP * (high - low)
+        steps = np.where(x + steps <= high, steps, -steps)
+        shifted = [x + np.eye(len(x))[i] * steps[i] for i in range(len(x))]
+        return np.column_stack([(e - errors) / h
+                                for e, h in zip(self.errors_at(shifted), steps)])
+
+    def polish(self, x0, budget: int) -> None:
+        """Bounded Gauss-Newton (``scipy.optimize.least_squares``, trust-region
+        reflective) from ``x0`` on the weighted errors, in coordinates scaled to each
+        parameter's range, with the Jacobian from :meth:`jacobian`. Stops when the
+        method converges or the budget of points is spent; every point is in the
+        history, and the last Jacobian is kept for the uncertainty table."""
+        low, high = np.array(self.bounds).T
+        width = high - low
+        spent, last = 0, {}
+
+        def to_x(u):
+            return low + np.clip(u, 0.0, 1.0) * width
+
+        def errors(u):
+            nonlocal spent
+            if spent + 1 > budget:
+                raise _BudgetSpent
+            spent += 1
+            last["u"], last["errors"] = np.array(u), self.errors_at([to_x(u)])[0]
+            return last["errors"]
+
+        def jac(u):
+            nonlocal spent
+            if spent + len(u) > budget:
+                raise _BudgetSpent
+            spent += len(u)
+            base = last["errors"] if np.array_equal(last.get("u"), u) else errors(u)
+            matrix = self.jacobian(to_x(u), base)
+            self.jacobians.append((to_x(u).tolist(), base, matrix))
+            return matrix * width
+
+        u0 = np.clip((np.asarray(x0, dtype=float) - low) / width, 0.0, 1.0)
+        try:
+            optimize.least_squares(errors, u0, jac=jac, bounds=(0.0, 1.0), method="trf",
+                                   x_scale=1.0, ftol=1e-6, xtol=1e-6, gtol=1e-8)
+        except _BudgetSpent:
+            pass
+
+    def linearise(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """The weighted errors and their Jacobian at ``x``: the polish's own if it
+        linearised there, else computed now (one point per parameter and one more,
+        counted in the history as stage "uncertainty")."""
+        x = np.asarray(x, dtype=float)
+        for point, errors, matrix in reversed(self.jacobians):
+            if np.array_equal(point, x):
+                return errors, matrix
+        self.stage = "uncertainty"
+        if self.bar is not None:
+            self.bar.total += len(x) + 1
+        errors = self.errors_at([x])[0]
+        return errors, self.jacobian(x, errors)
 
     def checkpoint(self, result, rng: np.random.Generator) -> None:
         self.generations.append({"generation": len(self.generations) + 1,
@@ -365,15 +453,17 @@ class _Search:
                 best_x, best_f = init[int(np.argmin(energies))], float(energies.min())
             self.stage = "polish"
             if polish_budget > 0:
-                polished = optimize.minimize(
-                    self.point_loss, best_x, method="Nelder-Mead",
-                    bounds=self.bounds, options={"maxfev": polish_budget, "xatol": 1e-4,
-                                                 "fatol": 1e-6})
-                if polished.fun < best_f:
-                    best_x, best_f = polished.x, float(polished.fun)
+                self.polish(best_x, polish_budget)
+                best_x, best_f = min(((np.array(h[0]), h[1]) for h in self.history),
+                                     key=lambda point: point[1])
+            self.linearised = self.linearise(best_x)
         finally:
             self.bar.close()
         return optimize.OptimizeResult(x=np.asarray(best_x), fun=best_f)
+
+
+class _BudgetSpent(Exception):
+    """The polish has used its share of the budget."""
 
 
 def best1bin(candidate: int, population: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -400,24 +490,66 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def uncertainty(history: list, names: list[str], bounds, tolerance: float) -> pd.DataFrame:
-    """Per parameter: best value, near-best range, and whether the data pin it down."""
+def uncertainty(history: list, names: list[str], bounds, tolerance: float,
+                best_x, linearised: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
+    """Per parameter: best value; the range of the evaluated points near the best
+    (where the search looked); the profile range (:func:`linear_profiles`: where the
+    loss allows the parameter to go when the others adjust); and whether the data pin
+    it down: a profile range of at most half the bounds."""
     points = np.array([h[0] for h in history])
     losses = np.array([h[1] for h in history])
-    best = int(np.argmin(losses))
-    near = losses <= losses[best] * (1.0 + tolerance)
+    errors, jacobian = linearised
+    best_loss = float(errors @ errors)
+    near = losses <= best_loss * (1.0 + tolerance)
+    ranges = linear_profiles(errors, jacobian, best_x, bounds, tolerance)
     rows = []
     for j, name in enumerate(names):
         low, high = bounds[j]
-        span = points[near, j].max() - points[near, j].min()
-        share = span / (high - low)
-        rows.append({"parameter": name, "best": points[best, j],
+        share = (ranges[j][1] - ranges[j][0]) / (high - low)
+        rows.append({"parameter": name, "best": best_x[j],
+                     "profile_low": ranges[j][0], "profile_high": ranges[j][1],
                      "near_best_low": points[near, j].min(),
                      "near_best_high": points[near, j].max(),
                      "bound_low": low, "bound_high": high,
                      "share_of_bounds": share, "points_near_best": int(near.sum()),
                      "identified": bool(share <= 0.5)})
     return pd.DataFrame(rows)
+
+
+def linear_profiles(errors: np.ndarray, jacobian: np.ndarray, best, bounds,
+                    tolerance: float) -> list[tuple[float, float]]:
+    """For each parameter, the range over which the loss, re-minimised over all the
+    other parameters, stays within ``tolerance`` of the best: a profile of the loss
+    under the linear model ``errors + jacobian @ d`` of the weighted errors near the
+    best point, clipped to the bounds.
+
+    With ``P`` the projection off the other parameters' columns, the profile at a shift
+    ``t`` is ``|P(errors + t J_i)|^2``, a parabola in ``t``. A parameter the data cannot
+    tell from the others has ``P J_i`` near zero and a range that fills its bounds.
+    """
+    threshold = float(errors @ errors) * (1.0 + tolerance)
+    n = jacobian.shape[1]
+    ranges = []
+    for i in range(n):
+        others = np.delete(jacobian, i, axis=1)
+
+        def off_others(v):
+            if others.shape[1] == 0:
+                return v
+            return v - others @ np.linalg.lstsq(others, v, rcond=None)[0]
+
+        pe, pj = off_others(errors), off_others(jacobian[:, i])
+        a, b, c = pj @ pj, 2.0 * (pj @ pe), pe @ pe - threshold
+        low, high = bounds[i]
+        scale = float(jacobian[:, i] @ jacobian[:, i])
+        if a <= 1e-12 * max(scale, 1e-300) or a == 0.0:
+            ranges.append((float(low), float(high)))
+            continue
+        root = math.sqrt(max(b * b - 4 * a * c, 0.0))
+        t1, t2 = (-b - root) / (2 * a), (-b + root) / (2 * a)
+        ranges.append((float(min(max(best[i] + t1, low), high)),
+                       float(min(max(best[i] + t2, low), high))))
+    return ranges
 
 
 def profiles(history: list, names: list[str], bounds) -> pd.DataFrame:
@@ -588,7 +720,8 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, loaded,
     best = {n: float(v) for n, v in zip(names, result.x)}
     fit = fit_table(simulated, targets)
     fit.to_csv(folder / "fit_table.csv", index=False, float_format="%.6g")
-    unc = uncertainty(search.history, names, bounds, config.tolerance)
+    unc = uncertainty(search.history, names, bounds, config.tolerance, result.x,
+                      search.linearised)
     unc.to_csv(folder / "uncertainty.csv", index=False, float_format="%.6g")
     prof = profiles(search.history, names, bounds)
     prof.to_csv(folder / "profiles.csv", index=False, float_format="%.6g")

@@ -115,8 +115,11 @@ def plot_uncertainty(folder: Path, uncertainty: pd.DataFrame, profiles: pd.DataF
         prof = profiles[profiles["parameter"] == row["parameter"]]
         centres = (prof["bin_low"] + prof["bin_high"]) / 2
         ax.plot(centres, prof["min_loss"], "o-", ms=3, color="#34495e")
-        ax.axvspan(row["near_best_low"], row["near_best_high"], color="#27ae60", alpha=0.2,
-                   label="near-best range")
+        ax.axvspan(row["profile_low"], row["profile_high"], color="#2980b9", alpha=0.15,
+                   label="profile range (others re-fitted)")
+        ax.axvspan(row["near_best_low"], row["near_best_high"], color="#27ae60", alpha=0.35,
+                   label="evaluated points near the best")
+        ax.set_xlim(row["bound_low"], row["bound_high"])
         ax.axvline(row["best"], color="#c0392b", lw=1.2, label="best")
         ax.set_yscale("log")
         flag = "" if row["identified"] else "  (not pinned down)"
@@ -127,8 +130,9 @@ def plot_uncertainty(folder: Path, uncertainty: pd.DataFrame, profiles: pd.DataF
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle("Loss profile of each parameter: lowest loss found in each slice of its "
-                 f"range{tolerance_note}", fontsize=11)
+    fig.suptitle("How sure the fit is: lowest loss found in each slice of each parameter's "
+                 "range (dots); the range the loss allows with the other parameters "
+                 f"re-fitted (blue){tolerance_note}", fontsize=11)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     path = folder / "uncertainty.png"
     fig.savefig(path, dpi=100)
