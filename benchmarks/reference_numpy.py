@@ -16,11 +16,11 @@ and in the month with probability :math:`1 - (1 - u_i)^{30}`. With ``habit`` giv
 first used the platform's mini programs, *h* = ``users.habit_per_year``, *T* =
 ``users.habit_cap_years``, :math:`\nu` = ``users.novelty_lift``, :math:`\lambda` =
 ``users.novelty_years``. One uniform draw
-:math:`r_i` per eligible user decides both, so daily users are a subset of monthly
+:math:`r_i` per user (drawn for every user, used for the eligible) decides both, so daily users are a subset of monthly
 users: active today if :math:`r_i < u_i`, active this month if
 :math:`r_i < 1 - (1 - u_i)^{30}`. Everyone else is inactive.
 
-Arrays are float32 and the draws ``rng.random(k, dtype=float32)`` in user order, as in
+Arrays are float32 and the draws ``rng.random(n, dtype=float32)``, one per user, as in
 the model, so from the same generator state this reference and the model decide
 the same users the same way (up to rounding at the thresholds).
 
@@ -75,7 +75,7 @@ def daily_use(propensity: np.ndarray, pays: np.ndarray, ever_used: np.ndarray,
         can_reach: bool, can reach them now (has the app, or an opened Alibaba app).
         shift: log-odds shared by every user this week (base, catalogue, festival).
         pay_lift: extra log-odds for users who pay with the platform.
-        rng: the run's random stream; one float32 draw per eligible user.
+        rng: the run's random stream; one float32 draw per user.
         habit: the habit term, or None for a rule without it.
         opens: probability that the app is opened on a given day (1: always).
 
@@ -96,7 +96,7 @@ def daily_use(propensity: np.ndarray, pays: np.ndarray, ever_used: np.ndarray,
             logit += np.float32(habit.novelty_lift) * np.exp(
                 years * np.float32(-1.0 / habit.novelty_years))
     daily = np.float32(opens) / (1.0 + np.exp(-logit))
-    draw = rng.random(who.size, dtype=np.float32)
+    draw = rng.random(n, dtype=np.float32)[who]
     active_today = np.zeros(n, dtype=bool)
     active_month = np.zeros(n, dtype=bool)
     active_today[who] = draw < daily

@@ -306,6 +306,7 @@ class MiniProgramModel(mesa.Model):
             pay |= wechat & (rng.random(users.n, dtype=np.float32) < p["wechat_pay.initial_share"])
         q = self._send_prob(t)
         senders = (wechat & pay).astype(np.float32)
+        draw = self._uniform_per_user()
         candidates = np.flatnonzero(wechat & ~pay)
         if candidates.size:
             keep = 1.0 - p["wechat_pay.organic_weekly"]
@@ -313,8 +314,7 @@ class MiniProgramModel(mesa.Model):
                 pay_friends = self._paying_friends(senders)[candidates]
                 keep = keep * np.power(1.0 - q * p["red_envelope.activation_prob"],
                                        pay_friends.astype(np.float32))
-            draw = rng.random(candidates.size, dtype=np.float32)
-            new = candidates[draw >= keep]
+            new = candidates[draw[candidates] >= keep]
         else:
             new = candidates
         if self.festival(t):
@@ -322,6 +322,17 @@ class MiniProgramModel(mesa.Model):
         else:
             self._participants = np.nan
         pay[new] = True
+
+    def _uniform_per_user(self) -> np.ndarray:
+        """One float32 uniform draw per user, whoever is eligible.
+
+        Every weekly draw takes the same amount of the random stream whatever the state,
+        and each user keeps their own draw. So with the same seed, a small change of a
+        parameter changes only the choices of users near a threshold, not every draw
+        after the first user who chose differently: the common random numbers of a
+        calibration then give a loss that changes smoothly with the parameters.
+        """
+        return self.rng.random(self.users.n, dtype=np.float32)
 
     def _paying_friends(self, senders: np.ndarray) -> np.ndarray:
         """Each user's number of friends with WeChat Pay (``friends @ senders``), int32.
@@ -409,6 +420,7 @@ class MiniProgramModel(mesa.Model):
                 ever |= users.app["alipay"] & (
                     rng.random(users.n, dtype=np.float32) < p["alipay.first_party_coverage"])
                 first[ever] = t
+            draw = self._uniform_per_user()
             who = np.flatnonzero(self.can_reach(pl) & ~ever)
             if not who.size:
                 continue
@@ -421,14 +433,13 @@ class MiniProgramModel(mesa.Model):
                     rate = rate - np.log1p(-min(p["wufu.discovery_rate"], 1 - 1e-9)) * app
             if self._openness is not None:
                 rate = rate * self._openness[who]
-            draw = rng.random(who.size, dtype=np.float32)
-            new = who[draw < -np.expm1(-rate)]
+            new = who[draw[who] < -np.expm1(-rate)]
             ever[new] = True
             first[new] = t
 
     def users_use(self, t: int) -> None:
         """Rule 6: daily and monthly use; then the reach merchants will see next week."""
-        users, p, rng = self.users, self.p, self.rng
+        users, p = self.users, self.p
         year = self.festival(t)
         for pl in PLATFORMS:
             reach = self.can_reach(pl)
@@ -439,7 +450,9 @@ class MiniProgramModel(mesa.Model):
                 self.reach[pl] = 0.0  # no user can use the platform's mini programs yet
                 self.uses_per_dau[pl] = np.nan
                 continue
+            draw = self._uniform_per_user()
             who = np.flatnonzero(users.ever_used[pl] & reach)
+            draw = draw[who]
             shift = p["users.engagement_base"] + p["users.engagement_catalog"] * self.catalog_value(pl)
             if year:
                 shift += p["users.spring_festival_lift"]
@@ -454,7 +467,6 @@ class MiniProgramModel(mesa.Model):
                     tenure * np.float32(-1.0 / p["users.novelty_years"]))
             odds = np.exp(np.minimum(logit, np.float32(30.0)))  # sigma(logit) = odds/(1+odds)
             opens = np.float32(self.daily_open(pl, year))
-            draw = rng.random(who.size, dtype=np.float32)
             # u = opens * odds / (1 + odds); active today: draw < u
             today[who] = draw * (1.0 + odds) < opens * odds
             # active in 30 days: draw < 1 - (1 - u)^30, with 1 - u = (1 + (1 - opens) odds) / (1 + odds)

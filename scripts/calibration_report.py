@@ -3,7 +3,7 @@
     python scripts/calibration_report.py results/calibration/<id>
 
 The page shows how the calibration was run, how long it took, the fitted parameters
-with their near-best ranges, and the fit to every reported figure, the seed figures
+with their profile ranges, and the fit to every reported figure, the seed figures
 (tier S) first. A section headed "## What falls short" in the existing page is
 written by hand; it is kept, after the seed figures, when the page is made again.
 """
@@ -87,7 +87,7 @@ def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -
         f"figures with {config['replicates']} replicates of {config['agents']:,} user agents "
         f"per parameter point, {manifest['evaluations']} points in all "
         f"({manifest['generations']} generations of differential evolution, then a "
-        f"Nelder-Mead polish). Best loss {manifest['best_loss']:.4g}. Wall time "
+        f"Gauss-Newton polish). Best loss {manifest['best_loss']:.4g}. Wall time "
         f"{manifest['wall_seconds'] / 60:.1f} minutes on this machine "
         f"({manifest['versions']['platform']}, Python {manifest['versions']['python']}).",
         "",
@@ -117,13 +117,18 @@ def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -
     met = int(seed["within_15pct"].sum())
     lines += ["", f"{met} of {len(seed)} seed figures are within 15%.", "", *notes,
               "## Fitted parameters", "",
-              "Near-best: the range over evaluated points whose loss is within "
-              f"{config['tolerance']:.0%} of the best. A parameter whose near-best range "
-              "spans more than half its bounds is not pinned down by the data.", "",
-              "| parameter | fitted | near-best range | bounds | pinned down |",
-              "|---|---|---|---|---|"]
+              "Profile range: how far the parameter can move, with every other free "
+              "parameter re-fitted, before the loss rises "
+              f"{config['tolerance']:.0%} above the best (from the linear model of the "
+              "errors at the best point). A parameter whose profile range spans more than "
+              "half its bounds is not pinned down by the data: its value is the search's "
+              "choice, not the data's. Searched near-best: the range of the evaluated "
+              "points within the same tolerance, which shows where the search looked.", "",
+              "| parameter | fitted | profile range | searched near-best | bounds | pinned down |",
+              "|---|---|---|---|---|---|"]
     for _, r in unc.iterrows():
-        lines.append(f"| `{r['parameter']}` | {_fmt(r['best'])} | {_fmt(r['near_best_low'])} "
+        lines.append(f"| `{r['parameter']}` | {_fmt(r['best'])} | {_fmt(r['profile_low'])} "
+                     f"to {_fmt(r['profile_high'])} | {_fmt(r['near_best_low'])} "
                      f"to {_fmt(r['near_best_high'])} | {_fmt(r['bound_low'])} to "
                      f"{_fmt(r['bound_high'])} | {'yes' if r['identified'] else '**no**'} |")
     lines += ["", "## Every reported figure", "",

@@ -277,3 +277,79 @@ def test_the_polish_evaluates_points_exactly_as_the_search_does(tmp_path):
         search = cal._Search(objective, [(-5.0, 0.0)], config, pool, tmp_path, None, False)
         assert search.point_loss([-2.5]) == objective([-2.5])
     assert search.history[-1][2] == "de" and search.history[-1][0] == [-2.5]
+
+
+# --- polish and profile ranges, on errors known in closed form -----------------------
+class LinearErrors(cal.Objective):
+    """An objective whose log errors are linear in x: r = (x0 - 1, x1 + x0/2 - 2), and
+    x2 changes nothing. Its least-squares optimum is (1, 1.5, anything) with loss 0."""
+
+    def __init__(self):
+        super().__init__({}, ["a", "b", "idle"], [target(100.0), target(200.0)], {},
+                         np.random.SeedSequence(1).spawn(1))
+
+    def simulate(self, x, seeds=None):
+        return np.array([[100.0 * math.exp(x[0] - 1.0),
+                          200.0 * math.exp(x[1] + 0.5 * x[0] - 2.0)]])
+
+
+def linear_search(tmp_path, pool):
+    config = cal.load_config(write_config(tmp_path, "unused.csv"))
+    return cal._Search(LinearErrors(), [(0.0, 3.0), (0.0, 3.0), (0.0, 1.0)], config, pool,
+                       tmp_path, None, False)
+
+
+def test_the_polish_finds_the_least_squares_optimum_within_its_budget(tmp_path):
+    from model.executor import executor
+
+    with executor(workers=1) as pool:
+        search = linear_search(tmp_path, pool)
+        search.polish([0.2, 0.2, 0.5], budget=40)
+        best = min(search.history, key=lambda h: h[1])
+        assert best[0][:2] == pytest.approx([1.0, 1.5], abs=1e-6)
+        assert best[1] < 1e-12
+        assert len(search.history) <= 40
+        assert {h[2] for h in search.history} == {"de"}  # the caller names the stage
+        small = linear_search(tmp_path, pool)
+        # a point, its Jacobian (3 points), the step's point; the next Jacobian won't fit
+        small.polish([0.2, 0.2, 0.5], budget=6)
+        assert len(small.history) == 5
+
+
+def test_a_parameter_without_effect_fills_its_bounds_and_is_not_pinned_down(tmp_path):
+    from model.executor import executor
+
+    with executor(workers=1) as pool:
+        search = linear_search(tmp_path, pool)
+        x = np.array([1.2, 1.4, 0.5])
+        errors, jacobian = search.linearise(x)
+    assert jacobian[:, 2] == pytest.approx([0.0, 0.0])
+    # weighted errors: each log error times sqrt(1/2), the weight over the total
+    assert jacobian[:, :2] == pytest.approx(np.array([[1.0, 0.0], [0.5, 1.0]]) * math.sqrt(0.5),
+                                            rel=1e-6)
+    table = cal.uncertainty(search.history, ["a", "b", "idle"],
+                            [(0.0, 3.0), (0.0, 3.0), (0.0, 1.0)], 0.1, x, (errors, jacobian))
+    idle = table.set_index("parameter").loc["idle"]
+    assert (idle["profile_low"], idle["profile_high"]) == (0.0, 1.0)
+    assert not idle["identified"]
+    assert table.set_index("parameter").loc["a", "identified"]
+
+
+def test_profile_ranges_match_the_parabola_in_closed_form():
+    # errors e + J d with e = (0, 0, 0.1): loss 0.01, tolerance 10% -> the loss may rise
+    # by 0.001; J's columns are orthogonal, so parameter 0 may move +-sqrt(0.001)
+    errors = np.array([0.0, 0.0, 0.1])
+    jacobian = np.array([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
+    ranges = cal.linear_profiles(errors, jacobian, [0.5, 0.5], [(0, 1), (0, 1)], 0.1)
+    half = math.sqrt(0.001)
+    assert ranges[0] == pytest.approx((0.5 - half, 0.5 + half))
+    assert ranges[1] == pytest.approx((0.5 - half / 2, 0.5 + half / 2))
+    # two parameters that only act together: neither is pinned down on its own
+    together = np.array([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    assert cal.linear_profiles(errors, together, [0.5, 0.5], [(0, 1), (0, 1)], 0.1) == \
+        [(0.0, 1.0), (0.0, 1.0)]
+    # a best point off the linear model's optimum: the range is where the parabola
+    # stays under 1.1 x the current loss, so it reaches further on the downhill side
+    tilted = cal.linear_profiles(np.array([0.1, 0.0, 0.1]), np.array([[1.0], [0.0], [0.0]]),
+                                 [0.5], [(0, 1)], 0.1)[0]
+    assert 0.5 - tilted[0] > tilted[1] - 0.5

@@ -371,3 +371,21 @@ def test_row_columns_match_scipy_row_slicing():
     for rows in (np.array([], dtype=np.int64), np.array([7]), np.array([3, 7, 3, 499]),
                  rng.choice(500, 200, replace=False)):
         assert np.array_equal(_row_columns(friends, rows), friends[rows].indices)
+
+
+def test_a_small_parameter_change_moves_only_users_near_a_threshold():
+    """Common random numbers: every weekly draw is one per user, so the same seed with
+    a slightly faster Alipay discovery leaves the other users' choices alone. Were the
+    draws one per eligible user, every user after the first one to choose differently
+    would get another number and about half of all daily-use choices would differ."""
+    day = dt.date(2019, 6, 1)
+    base = make(seed=11)
+    nudged = make({"users.discovery_weekly_alipay": base.p["users.discovery_weekly_alipay"]
+                   * 1.01}, seed=11)
+    step_to(base, day)
+    step_to(nudged, day)
+    assert nudged.users.ever_used["alipay"].sum() > base.users.ever_used["alipay"].sum()
+    for pl in ("wechat", "alipay"):
+        differ = np.mean(base.users.active_month[pl] != nudged.users.active_month[pl])
+        assert differ < 0.01, (pl, differ)
+    assert np.array_equal(base.users.pay["wechat"], nudged.users.pay["wechat"])
