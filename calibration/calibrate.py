@@ -7,7 +7,10 @@ mean :math:`m_k` of its simulated value over *R* replicates, the relative (log) 
 
 (for a growth in percent, :math:`\ln\frac{1 + m_k/100}{1 + v_k/100}`; with a stated
 ``sigma``, :math:`(m_k - v_k)/\sigma_k`). A lower bound counts only a shortfall
-(:math:`\min(r_k, 0)`), an upper bound only an excess. The loss is the weighted mean
+(:math:`\min(r_k, 0)`), an upper bound only an excess, each measured from the bound
+moved inward by ``bound_margin`` (1% by default): the search sees the replicate mean
+of a few seeds, and a fit that only just clears a bound on those falls short on fresh
+replicates about half the time. The loss is the weighted mean
 square :math:`L = \sum_k w_k r_k^2 / \sum_k w_k`. Every parameter point is simulated
 with the *same* replicate seeds (common random numbers), so differences in loss come
 from the parameters, not from the draw.
@@ -26,11 +29,12 @@ exactly where it stopped; the polish is deterministic and reruns from the same p
 
 **How sure.** Every evaluated point is kept. For each parameter the report gives the
 range over evaluated points whose loss is within ``tolerance`` (relative) of the best,
-which shows where the search looked; and a *profile range*: how far the parameter can
-move, with all the others re-fitted, before the loss rises above the tolerance, from
-the linear model of the errors at the best point (its Jacobian). A parameter whose
-profile range spans more than half its bounds is flagged as not pinned down by the
-data. The uncertainty plot also shows the lowest loss found in each of 20 slices of
+which shows where the search looked; and, from the linear model of the errors at the
+best point (its Jacobian), how far the parameter can move before the loss rises above
+the tolerance: alone (the others held) and with all the others re-fitted (its *profile
+range*). A parameter whose profile range spans more than half its bounds is flagged as
+not pinned down by the data. ``weak_directions.csv`` lists the combinations of
+parameters the data leave loose. The uncertainty plot also shows the lowest loss found in each of 20 slices of
 each parameter's range.
 """
 
@@ -76,11 +80,11 @@ _CONFIG_KEYS = {"description": str, "scenario": str, "data": str, "series": list
                 "exclude_series": list,
                 "seed": int, "replicates": int, "agents": int, "merchant_agents": int,
                 "budget": int, "popsize": int, "polish_share": float, "tolerance": float,
-                "free": dict}
+                "bound_margin": float, "free": dict}
 _CONFIG_RANGES = {"replicates": (1, 1000), "agents": (100, 10_000_000),
                   "merchant_agents": (100, 1_000_000), "budget": (10, 10_000_000),
                   "popsize": (2, 100), "polish_share": (0.0, 0.9), "tolerance": (0.0, 10.0),
-                  "seed": (0, 2**63 - 1)}
+                  "bound_margin": (0.0, 0.5), "seed": (0, 2**63 - 1)}
 
 
 @dataclass
@@ -102,6 +106,7 @@ class CalibrationConfig:
     popsize: int = 5
     polish_share: float = 0.1
     tolerance: float = 0.1
+    bound_margin: float = 0.01
     extra: dict[str, Any] = field(default_factory=dict)
 
     def digest(self) -> str:
@@ -115,7 +120,8 @@ class CalibrationConfig:
                 "seed": self.seed, "replicates": self.replicates, "agents": self.agents,
                 "merchant_agents": self.merchant_agents, "budget": self.budget,
                 "popsize": self.popsize, "polish_share": self.polish_share,
-                "tolerance": self.tolerance, "free": {k: list(v) for k, v in self.free.items()}}
+                "tolerance": self.tolerance, "bound_margin": self.bound_margin,
+                "free": {k: list(v) for k, v in self.free.items()}}
 
 
 def load_config(path: str | Path | None = None, *, data: str | Path | None = None,
@@ -174,8 +180,12 @@ def load_config(path: str | Path | None = None, *, data: str | Path | None = Non
     return CalibrationConfig(path=path, data=data_path, free=free, **values)
 
 
-def log_errors(simulated: np.ndarray, targets: list[Target]) -> np.ndarray:
-    """Each target's error term r_k (module docstring) from ``replicates x targets``."""
+def log_errors(simulated: np.ndarray, targets: list[Target], margin: float = 0.0) -> np.ndarray:
+    """Each target's error term r_k (module docstring) from ``replicates x targets``.
+
+    ``margin``: a lower bound counts as ``value * (1 + margin)``, an upper bound as
+    ``value * (1 - margin)`` (the calibration file's ``bound_margin``).
+    """
     with np.errstate(all="ignore"):
         import warnings
 
@@ -185,6 +195,10 @@ def log_errors(simulated: np.ndarray, targets: list[Target]) -> np.ndarray:
     errors = np.empty(len(targets))
     for k, target in enumerate(targets):
         m, v = mean[k], target.value
+        if target.kind == "lower":
+            v = v * (1.0 + margin) if v > 0 else v + margin
+        elif target.kind == "upper":
+            v = v * (1.0 - margin) if v > 0 else v - margin
         if not np.isfinite(m):
             errors[k] = MISSING_ERROR
             continue
@@ -202,14 +216,15 @@ def log_errors(simulated: np.ndarray, targets: list[Target]) -> np.ndarray:
     return errors
 
 
-def weighted_errors(simulated: np.ndarray, targets: list[Target]) -> np.ndarray:
+def weighted_errors(simulated: np.ndarray, targets: list[Target],
+                    margin: float = 0.0) -> np.ndarray:
     """The residuals :math:`\\sqrt{w_k / \\sum w}\\, r_k`, whose sum of squares is the loss."""
     weights = np.array([t.weight for t in targets])
-    return np.sqrt(weights / weights.sum()) * log_errors(simulated, targets)
+    return np.sqrt(weights / weights.sum()) * log_errors(simulated, targets, margin)
 
 
-def loss(simulated: np.ndarray, targets: list[Target]) -> float:
-    return float(np.sum(weighted_errors(simulated, targets) ** 2))
+def loss(simulated: np.ndarray, targets: list[Target], margin: float = 0.0) -> float:
+    return float(np.sum(weighted_errors(simulated, targets, margin) ** 2))
 
 
 #: A target smaller than this many agents' worth cannot be told apart from noise.
@@ -243,8 +258,9 @@ class Objective:
     """The loss at a parameter point: picklable, so worker processes can evaluate it."""
 
     def __init__(self, base: dict[str, Any], names: list[str], targets: list[Target],
-                 run: dict[str, Any], seeds: list[np.random.SeedSequence]):
+                 run: dict[str, Any], seeds: list[np.random.SeedSequence], margin: float = 0.0):
         self.base, self.names, self.targets, self.run, self.seeds = base, names, targets, run, seeds
+        self.margin = margin
 
     def start_point(self, bounds) -> np.ndarray:
         """The scenario's own values of the free parameters, clipped into their bounds:
@@ -271,7 +287,7 @@ class Objective:
         return index.values(frames, params)
 
     def __call__(self, x) -> float:
-        return loss(self.simulate(x), self.targets)
+        return loss(self.simulate(x), self.targets, self.margin)
 
 
 def _run_window(targets: list[Target], scenario) -> dict[str, Any]:
@@ -336,7 +352,7 @@ class _Search:
         out = []
         for i, x in enumerate(xs):
             simulated = np.vstack(done[i * len(seeds):(i + 1) * len(seeds)])
-            errors = weighted_errors(simulated, self.objective.targets)
+            errors = weighted_errors(simulated, self.objective.targets, self.objective.margin)
             self.history.append((x.tolist(), float(np.sum(errors**2)), self.stage))
             out.append(errors)
         if self.bar is not None:
@@ -502,12 +518,14 @@ def uncertainty(history: list, names: list[str], bounds, tolerance: float,
     best_loss = float(errors @ errors)
     near = losses <= best_loss * (1.0 + tolerance)
     ranges = linear_profiles(errors, jacobian, best_x, bounds, tolerance)
+    alone = linear_profiles(errors, jacobian, best_x, bounds, tolerance, refit=False)
     rows = []
     for j, name in enumerate(names):
         low, high = bounds[j]
         share = (ranges[j][1] - ranges[j][0]) / (high - low)
         rows.append({"parameter": name, "best": best_x[j],
                      "profile_low": ranges[j][0], "profile_high": ranges[j][1],
+                     "alone_low": alone[j][0], "alone_high": alone[j][1],
                      "near_best_low": points[near, j].min(),
                      "near_best_high": points[near, j].max(),
                      "bound_low": low, "bound_high": high,
@@ -517,7 +535,7 @@ def uncertainty(history: list, names: list[str], bounds, tolerance: float,
 
 
 def linear_profiles(errors: np.ndarray, jacobian: np.ndarray, best, bounds,
-                    tolerance: float) -> list[tuple[float, float]]:
+                    tolerance: float, refit: bool = True) -> list[tuple[float, float]]:
     """For each parameter, the range over which the loss, re-minimised over all the
     other parameters, stays within ``tolerance`` of the best: a profile of the loss
     under the linear model ``errors + jacobian @ d`` of the weighted errors near the
@@ -526,12 +544,14 @@ def linear_profiles(errors: np.ndarray, jacobian: np.ndarray, best, bounds,
     With ``P`` the projection off the other parameters' columns, the profile at a shift
     ``t`` is ``|P(errors + t J_i)|^2``, a parabola in ``t``. A parameter the data cannot
     tell from the others has ``P J_i`` near zero and a range that fills its bounds.
+    With ``refit=False`` the others stay at the best point (``P`` is the identity): the
+    narrower range of one parameter moved alone.
     """
     threshold = float(errors @ errors) * (1.0 + tolerance)
     n = jacobian.shape[1]
     ranges = []
     for i in range(n):
-        others = np.delete(jacobian, i, axis=1)
+        others = np.delete(jacobian, i, axis=1) if refit else jacobian[:, :0]
 
         def off_others(v):
             if others.shape[1] == 0:
@@ -550,6 +570,35 @@ def linear_profiles(errors: np.ndarray, jacobian: np.ndarray, best, bounds,
         ranges.append((float(min(max(best[i] + t1, low), high)),
                        float(min(max(best[i] + t2, low), high))))
     return ranges
+
+
+def weak_directions(errors: np.ndarray, jacobian: np.ndarray, names: list[str], bounds,
+                    tolerance: float) -> pd.DataFrame:
+    """Combinations of parameters the data cannot pin down.
+
+    The singular vectors of the Jacobian, with each parameter measured in units of its
+    range: along a vector with singular value ``s`` the loss rises by ``s^2 d^2`` for a
+    move ``d``, so the move the tolerance allows is ``sqrt(tolerance * loss) / s``. Every
+    direction allowing more than half a range is listed, weakest first, with the
+    parameters that make it up (loadings of at least 0.3 in absolute value; the
+    loadings' squares sum to 1, and their signs say which move together).
+    """
+    width = np.array([high - low for low, high in bounds])
+    _, values, vectors = np.linalg.svd(jacobian * width, full_matrices=True)
+    values = np.concatenate([values, np.zeros(len(names) - len(values))])
+    allowed = math.sqrt(tolerance * float(errors @ errors))
+    rows = []
+    for s, v in sorted(zip(values, vectors), key=lambda pair: pair[0]):
+        move = allowed / s if s > 0 else math.inf
+        if move <= 0.5:
+            break
+        order = np.argsort(-np.abs(v).round(6), kind="stable")
+        v = v if v[order[0]] > 0 else -v  # the largest loading is listed first, positive
+        rows.append({"singular_value": float(s), "allowed_move_share_of_ranges": move,
+                     "parameters": "; ".join(f"{names[k]} {v[k]:+.2f}" for k in order
+                                             if abs(v[k]) >= 0.3)})
+    return pd.DataFrame(rows, columns=["singular_value", "allowed_move_share_of_ranges",
+                                       "parameters"])
 
 
 def profiles(history: list, names: list[str], bounds) -> pd.DataFrame:
@@ -650,7 +699,8 @@ def build_objective(config: CalibrationConfig):
     run = {"agents": config.agents, "merchant_agents": config.merchant_agents,
            **_run_window(targets, scenario)}
     seeds = np.random.SeedSequence(config.seed).spawn(config.replicates)
-    return Objective(dict(scenario.overrides), names, targets, run, seeds), bounds, loaded
+    return (Objective(dict(scenario.overrides), names, targets, run, seeds, config.bound_margin),
+            bounds, loaded)
 
 
 def calibrate(config: CalibrationConfig, *, workers: int | None = None,
@@ -723,6 +773,8 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, loaded,
     unc = uncertainty(search.history, names, bounds, config.tolerance, result.x,
                       search.linearised)
     unc.to_csv(folder / "uncertainty.csv", index=False, float_format="%.6g")
+    weak_directions(*search.linearised, names, bounds, config.tolerance).to_csv(
+        folder / "weak_directions.csv", index=False, float_format="%.4g")
     prof = profiles(search.history, names, bounds)
     prof.to_csv(folder / "profiles.csv", index=False, float_format="%.6g")
     pd.DataFrame([{"stage": h[2], "loss": h[1], **dict(zip(names, h[0]))}

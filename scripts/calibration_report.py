@@ -117,20 +117,31 @@ def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -
     met = int(seed["within_15pct"].sum())
     lines += ["", f"{met} of {len(seed)} seed figures are within 15%.", "", *notes,
               "## Fitted parameters", "",
-              "Profile range: how far the parameter can move, with every other free "
-              "parameter re-fitted, before the loss rises "
-              f"{config['tolerance']:.0%} above the best (from the linear model of the "
-              "errors at the best point). A parameter whose profile range spans more than "
-              "half its bounds is not pinned down by the data: its value is the search's "
-              "choice, not the data's. Searched near-best: the range of the evaluated "
-              "points within the same tolerance, which shows where the search looked.", "",
-              "| parameter | fitted | profile range | searched near-best | bounds | pinned down |",
-              "|---|---|---|---|---|---|"]
+              "Moved alone: how far the parameter can move, the others held, before the "
+              f"loss rises {config['tolerance']:.0%} above the best. Profile range: the same "
+              "with every other free parameter re-fitted. Both come from the linear model "
+              "of the errors at the best point. A parameter whose profile range spans more "
+              "than half its bounds is not pinned down by the data: its value is the "
+              "search's choice, not the data's. Searched near-best: the range of the "
+              "evaluated points within the same tolerance, which shows where the search "
+              "looked.", "",
+              "| parameter | fitted | moved alone | profile range | searched near-best | bounds "
+              "| pinned down |",
+              "|---|---|---|---|---|---|---|"]
     for _, r in unc.iterrows():
-        lines.append(f"| `{r['parameter']}` | {_fmt(r['best'])} | {_fmt(r['profile_low'])} "
+        lines.append(f"| `{r['parameter']}` | {_fmt(r['best'])} | {_fmt(r['alone_low'])} to "
+                     f"{_fmt(r['alone_high'])} | {_fmt(r['profile_low'])} "
                      f"to {_fmt(r['profile_high'])} | {_fmt(r['near_best_low'])} "
                      f"to {_fmt(r['near_best_high'])} | {_fmt(r['bound_low'])} to "
                      f"{_fmt(r['bound_high'])} | {'yes' if r['identified'] else '**no**'} |")
+    weak_file = folder / "weak_directions.csv"
+    weak = pd.read_csv(weak_file) if weak_file.is_file() else pd.DataFrame()
+    if not weak.empty:
+        lines += ["", "Combinations the data leave loose (`weak_directions.csv`): along each, "
+                  "the loss stays within the tolerance for a move of more than half of every "
+                  "range involved. Loadings' signs say which parameters move together.", ""]
+        for _, r in weak.iterrows():
+            lines.append(f"- {r['parameters']} (singular value {r['singular_value']:.2g})")
     lines += ["", "## Every reported figure", "",
               f"{int(fit['within_15pct'].sum())} of {len(fit)} figures are within 15%. "
               "Tier A and B figures come from companies and reputable outlets, tier C "

@@ -34,6 +34,17 @@ def test_lower_bound_penalises_only_a_shortfall():
     assert cal.log_errors(np.array([[300.0]]), [target(600.0, "upper")])[0] == 0.0
 
 
+def test_bound_margin_moves_a_bound_inward():
+    at_bound = np.array([[500.0]])
+    assert cal.log_errors(at_bound, [target(500.0, "lower")], margin=0.01)[0] == \
+        pytest.approx(math.log(500.0 / 505.0))
+    assert cal.log_errors(np.array([[506.0]]), [target(500.0, "lower")], margin=0.01)[0] == 0.0
+    assert cal.log_errors(at_bound, [target(500.0, "upper")], margin=0.01)[0] == \
+        pytest.approx(math.log(500.0 / 495.0))
+    assert cal.log_errors(at_bound, [target(400.0)], margin=0.01)[0] == \
+        pytest.approx(math.log(500.0 / 400.0))  # an exact figure is left alone
+
+
 def test_growth_in_percent_compares_growth_factors():
     errors = cal.log_errors(np.array([[100.0]]), [target(54.0, unit="percent")])
     assert errors[0] == pytest.approx(math.log(2.0 / 1.54))
@@ -348,6 +359,15 @@ def test_profile_ranges_match_the_parabola_in_closed_form():
     together = np.array([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
     assert cal.linear_profiles(errors, together, [0.5, 0.5], [(0, 1), (0, 1)], 0.1) == \
         [(0.0, 1.0), (0.0, 1.0)]
+    # ... though each moved alone is held to +-sqrt(0.001 / 2)
+    alone = cal.linear_profiles(errors, together, [0.5, 0.5], [(0, 1), (0, 1)], 0.1,
+                                refit=False)
+    assert alone[0] == pytest.approx((0.5 - math.sqrt(0.0005), 0.5 + math.sqrt(0.0005)))
+    # and the loose combination is the one moving them in opposite directions
+    weak = cal.weak_directions(errors, together, ["a", "b"], [(0, 1), (0, 1)], 0.1)
+    assert len(weak) == 1 and weak.loc[0, "singular_value"] == pytest.approx(0.0, abs=1e-12)
+    assert weak.loc[0, "parameters"] == "a +0.71; b -0.71"
+    assert cal.weak_directions(errors, jacobian, ["a", "b"], [(0, 1), (0, 1)], 0.1).empty
     # a best point off the linear model's optimum: the range is where the parabola
     # stays under 1.1 x the current loss, so it reaches further on the downhill side
     tilted = cal.linear_profiles(np.array([0.1, 0.0, 0.1]), np.array([[1.0], [0.0], [0.0]]),
