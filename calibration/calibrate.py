@@ -73,6 +73,11 @@ CALIBRATION_DIR = RESULTS_DIR / "calibration"
 PROFILE_BINS = 20
 #: Finite-difference step of the polish, as a share of each parameter's range.
 DIFF_STEP = 0.02
+#: Most Jacobians taken for the uncertainty table after the polish (see _Search.run).
+RELINEARISE_ROUNDS = 3
+#: A combination of parameters is loose when the loss allows a move along it longer
+#: than this, in units of each parameter's range (weak_directions).
+LOOSE_MOVE = 0.5
 #: Penalty (as a log error) for a target the model cannot measure at a point (NaN).
 MISSING_ERROR = math.log(1e-3)
 
@@ -184,7 +189,8 @@ def log_errors(simulated: np.ndarray, targets: list[Target], margin: float = 0.0
     """Each target's error term r_k (module docstring) from ``replicates x targets``.
 
     ``margin``: a lower bound counts as ``value * (1 + margin)``, an upper bound as
-    ``value * (1 - margin)`` (the calibration file's ``bound_margin``).
+    ``value * (1 - margin)`` (the calibration file's ``bound_margin``); for a bound at
+    zero or below, the margin is added (subtracted) instead.
     """
     with np.errstate(all="ignore"):
         import warnings
@@ -338,10 +344,6 @@ class _Search:
             self.history.append((x.tolist(), float(value), self.stage))
         return losses
 
-    def point_loss(self, x) -> float:
-        """The loss at one point, its replicates run in parallel."""
-        return float(np.sum(self.errors_at([x])[0] ** 2))
-
     def errors_at(self, xs) -> list[np.ndarray]:
         """The weighted errors at each point, every replicate of every point in parallel;
         each point goes into the history."""
@@ -379,7 +381,8 @@ class _Search:
         reflective) from ``x0`` on the weighted errors, in coordinates scaled to each
         parameter's range, with the Jacobian from :meth:`jacobian`. Stops when the
         method converges or the budget of points is spent; every point is in the
-        history, and the last Jacobian is kept for the uncertainty table."""
+        history, and each Jacobian is kept (:meth:`linearise` reuses the one at the
+        best point, if the polish took one there)."""
         low, high = np.array(self.bounds).T
         width = high - low
         spent, last = 0, {}
@@ -411,6 +414,11 @@ class _Search:
                                    x_scale=1.0, ftol=1e-6, xtol=1e-6, gtol=1e-8)
         except _BudgetSpent:
             pass
+
+    def best(self) -> tuple[np.ndarray, float]:
+        """The lowest point evaluated so far; of equal ones, the latest."""
+        k = min(range(len(self.history)), key=lambda i: (self.history[i][1], -i))
+        return np.array(self.history[k][0]), float(self.history[k][1])
 
     def linearise(self, x) -> tuple[np.ndarray, np.ndarray]:
         """The weighted errors and their Jacobian at ``x``: the polish's own if it
@@ -470,9 +478,16 @@ class _Search:
             self.stage = "polish"
             if polish_budget > 0:
                 self.polish(best_x, polish_budget)
-                best_x, best_f = min(((np.array(h[0]), h[1]) for h in self.history),
-                                     key=lambda point: point[1])
-            self.linearised = self.linearise(best_x)
+            # The best point is the lowest evaluated, finite-difference points included.
+            # The uncertainty needs the Jacobian there; computing it can find a lower
+            # point still, so repeat (a few times at most) until the best holds.
+            for _ in range(RELINEARISE_ROUNDS):
+                best_x, best_f = self.best()
+                self.linearised = self.linearise(best_x)
+                if self.best()[1] >= best_f:
+                    break
+            self.bar.total = self.bar.n  # the polish may converge before its budget is spent
+            self.bar.refresh()
         finally:
             self.bar.close()
         return optimize.OptimizeResult(x=np.asarray(best_x), fun=best_f)
@@ -510,12 +525,14 @@ def uncertainty(history: list, names: list[str], bounds, tolerance: float,
                 best_x, linearised: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
     """Per parameter: best value; the range of the evaluated points near the best
     (where the search looked); the profile range (:func:`linear_profiles`: where the
-    loss allows the parameter to go when the others adjust); and whether the data pin
-    it down: a profile range of at most half the bounds."""
+    loss allows the parameter to go when the others adjust within their bounds) and
+    the range moved alone; and whether the data pin it down: a profile range of at
+    most half the bounds."""
     points = np.array([h[0] for h in history])
     losses = np.array([h[1] for h in history])
     errors, jacobian = linearised
-    best_loss = float(errors @ errors)
+    # the stored loss and errors @ errors may differ in the last bit
+    best_loss = max(float(errors @ errors), float(losses.min()))
     near = losses <= best_loss * (1.0 + tolerance)
     ranges = linear_profiles(errors, jacobian, best_x, bounds, tolerance)
     alone = linear_profiles(errors, jacobian, best_x, bounds, tolerance, refit=False)
@@ -537,68 +554,93 @@ def uncertainty(history: list, names: list[str], bounds, tolerance: float,
 def linear_profiles(errors: np.ndarray, jacobian: np.ndarray, best, bounds,
                     tolerance: float, refit: bool = True) -> list[tuple[float, float]]:
     """For each parameter, the range over which the loss, re-minimised over all the
-    other parameters, stays within ``tolerance`` of the best: a profile of the loss
-    under the linear model ``errors + jacobian @ d`` of the weighted errors near the
-    best point, clipped to the bounds.
+    other parameters within their bounds, stays within ``tolerance`` of the loss at the
+    best point: a profile of the loss under the linear model ``errors + jacobian @ d``
+    of the weighted errors near the best point, inside the bounds.
 
-    With ``P`` the projection off the other parameters' columns, the profile at a shift
-    ``t`` is ``|P(errors + t J_i)|^2``, a parabola in ``t``. A parameter the data cannot
-    tell from the others has ``P J_i`` near zero and a range that fills its bounds.
-    With ``refit=False`` the others stay at the best point (``P`` is the identity): the
+    The profile at a shift ``t`` of parameter ``i`` is ``min |errors + t J_i + J_o d_o|^2``
+    over the others' shifts ``d_o`` within their bounds (``scipy.optimize.lsq_linear``):
+    convex in ``t``, so the range is an interval, found by bisection on each side. A
+    parameter whose effect the others can make up for has a flat profile and a range
+    that fills its bounds. With ``refit=False`` the others stay at the best point: the
     narrower range of one parameter moved alone.
     """
+    errors = np.asarray(errors, dtype=float)
+    best = np.asarray(best, dtype=float)
+    low, high = np.array(bounds, dtype=float).T
     threshold = float(errors @ errors) * (1.0 + tolerance)
     n = jacobian.shape[1]
     ranges = []
     for i in range(n):
-        others = np.delete(jacobian, i, axis=1) if refit else jacobian[:, :0]
+        others = [k for k in range(n) if k != i] if refit else []
+        columns = jacobian[:, others]
+        lo_o, hi_o = low[others] - best[others], high[others] - best[others]
 
-        def off_others(v):
-            if others.shape[1] == 0:
-                return v
-            return v - others @ np.linalg.lstsq(others, v, rcond=None)[0]
+        def profile(t, i=i, columns=columns, lo_o=lo_o, hi_o=hi_o):
+            target = errors + t * jacobian[:, i]
+            if not columns.shape[1] or not np.any(columns):
+                return float(target @ target)
+            fit = optimize.lsq_linear(columns, -target, bounds=(lo_o, hi_o),
+                                      method="bvls")
+            rest = target + columns @ fit.x
+            return float(rest @ rest)
 
-        pe, pj = off_others(errors), off_others(jacobian[:, i])
-        a, b, c = pj @ pj, 2.0 * (pj @ pe), pe @ pe - threshold
-        low, high = bounds[i]
-        scale = float(jacobian[:, i] @ jacobian[:, i])
-        if a <= 1e-12 * max(scale, 1e-300) or a == 0.0:
-            ranges.append((float(low), float(high)))
-            continue
-        root = math.sqrt(max(b * b - 4 * a * c, 0.0))
-        t1, t2 = (-b - root) / (2 * a), (-b + root) / (2 * a)
-        ranges.append((float(min(max(best[i] + t1, low), high)),
-                       float(min(max(best[i] + t2, low), high))))
+        ends = []
+        for edge in (low[i] - best[i], high[i] - best[i]):
+            if edge == 0.0 or profile(edge) <= threshold:
+                ends.append(edge)
+                continue
+            inside, outside = 0.0, edge
+            for _ in range(40):
+                middle = (inside + outside) / 2
+                inside, outside = (middle, outside) if profile(middle) <= threshold else (
+                    inside, middle)
+            ends.append(inside)
+        ranges.append((float(best[i] + ends[0]), float(best[i] + ends[1])))
     return ranges
 
 
 def weak_directions(errors: np.ndarray, jacobian: np.ndarray, names: list[str], bounds,
-                    tolerance: float) -> pd.DataFrame:
+                    best, tolerance: float) -> pd.DataFrame:
     """Combinations of parameters the data cannot pin down.
 
-    The singular vectors of the Jacobian, with each parameter measured in units of its
-    range: along a vector with singular value ``s`` the loss rises by ``s^2 d^2`` for a
-    move ``d``, so the move the tolerance allows is ``sqrt(tolerance * loss) / s``. Every
-    direction allowing more than half a range is listed, weakest first, with the
-    parameters that make it up (loadings of at least 0.3 in absolute value; the
-    loadings' squares sum to 1, and their signs say which move together).
+    The right singular vectors ``v`` of the Jacobian, with each parameter measured in
+    units of its range. Along ``v`` a move ``d`` changes the loss by
+    ``s^2 d^2 + 2 s d g`` (``s`` the singular value, ``g`` the errors' component along
+    the matching left vector), so the loss stays within the tolerance for ``d`` in an
+    interval, which is cut where a parameter reaches a bound. Every direction along
+    which that interval is longer than ``LOOSE_MOVE`` is listed, loosest first, with
+    the parameters that make it up (loadings of at least 0.3 in absolute value; their
+    squares sum to 1, signs say which move together): a move ``d`` moves parameter
+    ``k`` by ``v_k d`` of its range.
     """
-    width = np.array([high - low for low, high in bounds])
-    _, values, vectors = np.linalg.svd(jacobian * width, full_matrices=True)
+    low, high = np.array(bounds, dtype=float).T
+    width = high - low
+    position = (np.asarray(best, dtype=float) - low) / width  # in [0, 1]
+    left, values, vectors = np.linalg.svd(jacobian * width, full_matrices=True)
     values = np.concatenate([values, np.zeros(len(names) - len(values))])
-    allowed = math.sqrt(tolerance * float(errors @ errors))
+    allowed = tolerance * float(errors @ errors)
     rows = []
-    for s, v in sorted(zip(values, vectors), key=lambda pair: pair[0]):
-        move = allowed / s if s > 0 else math.inf
-        if move <= 0.5:
-            break
+    for k, (s, v) in enumerate(zip(values, vectors)):
+        g = float(left[:, k] @ errors) if k < left.shape[1] and s > 0 else 0.0
+        if s > 0:
+            root = math.sqrt(g * g + allowed)
+            d_low, d_high = (-g - root) / s, (-g + root) / s
+        else:
+            d_low, d_high = -math.inf, math.inf
+        with np.errstate(divide="ignore", invalid="ignore"):
+            up = np.where(v > 0, (1 - position) / v, np.where(v < 0, -position / v, np.inf))
+            down = np.where(v > 0, position / v, np.where(v < 0, (position - 1) / v, np.inf))
+        span = min(d_high, float(up.min())) - max(d_low, -float(down.min()))
+        if span <= LOOSE_MOVE:
+            continue
         order = np.argsort(-np.abs(v).round(6), kind="stable")
         v = v if v[order[0]] > 0 else -v  # the largest loading is listed first, positive
-        rows.append({"singular_value": float(s), "allowed_move_share_of_ranges": move,
-                     "parameters": "; ".join(f"{names[k]} {v[k]:+.2f}" for k in order
-                                             if abs(v[k]) >= 0.3)})
-    return pd.DataFrame(rows, columns=["singular_value", "allowed_move_share_of_ranges",
-                                       "parameters"])
+        rows.append({"singular_value": float(s), "allowed_move": span,
+                     "parameters": "; ".join(f"{names[j]} {v[j]:+.2f}" for j in order
+                                             if abs(v[j]) >= 0.3)})
+    rows.sort(key=lambda row: -row["allowed_move"])
+    return pd.DataFrame(rows, columns=["singular_value", "allowed_move", "parameters"])
 
 
 def profiles(history: list, names: list[str], bounds) -> pd.DataFrame:
@@ -773,7 +815,7 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, loaded,
     unc = uncertainty(search.history, names, bounds, config.tolerance, result.x,
                       search.linearised)
     unc.to_csv(folder / "uncertainty.csv", index=False, float_format="%.6g")
-    weak_directions(*search.linearised, names, bounds, config.tolerance).to_csv(
+    weak_directions(*search.linearised, names, bounds, result.x, config.tolerance).to_csv(
         folder / "weak_directions.csv", index=False, float_format="%.4g")
     prof = profiles(search.history, names, bounds)
     prof.to_csv(folder / "profiles.csv", index=False, float_format="%.6g")

@@ -389,6 +389,8 @@ class MiniProgramModel(mesa.Model):
         """Rule 4: reviewing merchants build where reachable users are worth the cost."""
         m, p, rng = self.merchants, self.p, self.rng
         reviewing = np.flatnonzero(rng.random(m.n, dtype=np.float32) < p["merchants.review_weekly"])
+        # one choice draw per merchant and platform, whoever reviews (see _uniform_per_user)
+        draws = {pl: rng.random(m.n)[reviewing] for pl in PLATFORMS}
         sector = m.sector[reviewing]
         was_on = {pl: m.on[pl][reviewing] for pl in PLATFORMS}
         for pl, other in (("wechat", "alipay"), ("alipay", "wechat")):
@@ -396,7 +398,7 @@ class MiniProgramModel(mesa.Model):
                 continue
             cost = self.build_cost[sector] * (1.0 - p["merchants.multihoming_discount"] * was_on[other])
             utility = p["merchants.reach_sensitivity"] * self.fit[pl][sector] * self.reach[pl] - cost
-            build = rng.random(reviewing.size)
+            build = draws[pl]
             if pl == "alipay":
                 utility += (p["merchants.alipay_merchant_advantage"] * m.accepts_alipay[reviewing]
                             - p["merchants.alipay_extra_cost"])

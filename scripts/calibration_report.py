@@ -128,6 +128,9 @@ def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -
               "| parameter | fitted | moved alone | profile range | searched near-best | bounds "
               "| pinned down |",
               "|---|---|---|---|---|---|---|"]
+    for column in ("alone_low", "alone_high", "profile_low", "profile_high"):
+        if column not in unc.columns:  # made before these ranges were computed
+            unc[column] = float("nan")
     for _, r in unc.iterrows():
         lines.append(f"| `{r['parameter']}` | {_fmt(r['best'])} | {_fmt(r['alone_low'])} to "
                      f"{_fmt(r['alone_high'])} | {_fmt(r['profile_low'])} "
@@ -137,11 +140,13 @@ def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -
     weak_file = folder / "weak_directions.csv"
     weak = pd.read_csv(weak_file) if weak_file.is_file() else pd.DataFrame()
     if not weak.empty:
-        lines += ["", "Combinations the data leave loose (`weak_directions.csv`): along each, "
-                  "the loss stays within the tolerance for a move of more than half of every "
-                  "range involved. Loadings' signs say which parameters move together.", ""]
+        lines += ["", "Combinations the data leave loose (`weak_directions.csv`), loosest "
+                  "first. Along each, the loss stays within the tolerance for a move of the "
+                  "given length, measured in units of each parameter's range and cut where a "
+                  "parameter reaches a bound; a parameter moves by its loading times that "
+                  "length, and the loadings' signs say which move together.", ""]
         for _, r in weak.iterrows():
-            lines.append(f"- {r['parameters']} (singular value {r['singular_value']:.2g})")
+            lines.append(f"- {r['parameters']} (move {r['allowed_move']:.2g})")
     lines += ["", "## Every reported figure", "",
               f"{int(fit['within_15pct'].sum())} of {len(fit)} figures are within 15%. "
               "Tier A and B figures come from companies and reputable outlets, tier C "

@@ -286,7 +286,8 @@ def test_the_polish_evaluates_points_exactly_as_the_search_does(tmp_path):
                               np.random.SeedSequence(2).spawn(2))
     with executor(workers=1) as pool:
         search = cal._Search(objective, [(-5.0, 0.0)], config, pool, tmp_path, None, False)
-        assert search.point_loss([-2.5]) == objective([-2.5])
+        [errors] = search.errors_at([[-2.5]])
+        assert float(np.sum(errors**2)) == objective([-2.5])
     assert search.history[-1][2] == "de" and search.history[-1][0] == [-2.5]
 
 
@@ -364,10 +365,19 @@ def test_profile_ranges_match_the_parabola_in_closed_form():
                                 refit=False)
     assert alone[0] == pytest.approx((0.5 - math.sqrt(0.0005), 0.5 + math.sqrt(0.0005)))
     # and the loose combination is the one moving them in opposite directions
-    weak = cal.weak_directions(errors, together, ["a", "b"], [(0, 1), (0, 1)], 0.1)
+    weak = cal.weak_directions(errors, together, ["a", "b"], [(0, 1), (0, 1)], [0.5, 0.5], 0.1)
     assert len(weak) == 1 and weak.loc[0, "singular_value"] == pytest.approx(0.0, abs=1e-12)
     assert weak.loc[0, "parameters"] == "a +0.71; b -0.71"
-    assert cal.weak_directions(errors, jacobian, ["a", "b"], [(0, 1), (0, 1)], 0.1).empty
+    # free along (1, -1)/sqrt(2) until one of them reaches a bound: 0.5 sqrt(2) each way
+    assert weak.loc[0, "allowed_move"] == pytest.approx(math.sqrt(2))
+    assert cal.weak_directions(errors, jacobian, ["a", "b"], [(0, 1), (0, 1)], [0.5, 0.5],
+                               0.1).empty
+    # the re-fit stays within the others' bounds: with b at 0.9, a lower a needs a
+    # higher b, which has room for 0.1 only; beyond that the loss rises as 2 (t + 0.1)^2.
+    # A higher a is made up for by a lower b all the way to a's own bound.
+    near_edge = cal.linear_profiles(errors, together, [0.5, 0.9], [(0, 1), (0, 1)], 0.1)
+    assert near_edge[0][0] == pytest.approx(0.5 - 0.1 - math.sqrt(0.0005), rel=1e-6)
+    assert near_edge[0][1] == 1.0
     # a best point off the linear model's optimum: the range is where the parabola
     # stays under 1.1 x the current loss, so it reaches further on the downhill side
     tilted = cal.linear_profiles(np.array([0.1, 0.0, 0.1]), np.array([[1.0], [0.0], [0.0]]),

@@ -374,17 +374,19 @@ def test_row_columns_match_scipy_row_slicing():
 
 
 def test_a_small_parameter_change_moves_only_users_near_a_threshold():
-    """Common random numbers: every weekly draw is one per user, so the same seed with
+    """Common random numbers: every weekly draw is one per agent, so the same seed with
     a slightly faster Alipay discovery leaves the other users' choices alone. Were the
     draws one per eligible user, every user after the first one to choose differently
-    would get another number and about half of all daily-use choices would differ."""
+    would get another number, and several per cent of all monthly-use states would
+    differ (7% of WeChat's in this set-up, measured when the draws were so)."""
     day = dt.date(2019, 6, 1)
     base = make(seed=11)
     nudged = make({"users.discovery_weekly_alipay": base.p["users.discovery_weekly_alipay"]
-                   * 1.01}, seed=11)
+                   * 1.05}, seed=11)
     step_to(base, day)
     step_to(nudged, day)
-    assert nudged.users.ever_used["alipay"].sum() > base.users.ever_used["alipay"].sum()
+    moved = base.users.first_use["alipay"] != nudged.users.first_use["alipay"]
+    assert 0 < moved.sum() < 0.05 * base.users.n  # some users discover at another time
     for pl in ("wechat", "alipay"):
         differ = np.mean(base.users.active_month[pl] != nudged.users.active_month[pl])
         assert differ < 0.01, (pl, differ)
