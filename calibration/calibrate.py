@@ -75,6 +75,10 @@ PROFILE_BINS = 20
 DIFF_STEP = 0.02
 #: Most Jacobians taken for the uncertainty table after the polish (see _Search.run).
 RELINEARISE_ROUNDS = 3
+#: The tolerance is relative to the best loss, but never to less than this: the loss
+#: of a 1% error on every target, about the noise of a few replicates' mean. A fit that
+#: is exact (one target, two parameters) would otherwise allow no move at all.
+LOSS_FLOOR = 1e-4
 #: A combination of parameters is loose when the loss allows a move along it longer
 #: than this, in units of each parameter's range (weak_directions).
 LOOSE_MOVE = 0.5
@@ -533,7 +537,7 @@ def uncertainty(history: list, names: list[str], bounds, tolerance: float,
     errors, jacobian = linearised
     # the stored loss and errors @ errors may differ in the last bit
     best_loss = max(float(errors @ errors), float(losses.min()))
-    near = losses <= best_loss * (1.0 + tolerance)
+    near = losses <= max(best_loss, LOSS_FLOOR) * (1.0 + tolerance)
     ranges = linear_profiles(errors, jacobian, best_x, bounds, tolerance)
     alone = linear_profiles(errors, jacobian, best_x, bounds, tolerance, refit=False)
     rows = []
@@ -568,7 +572,7 @@ def linear_profiles(errors: np.ndarray, jacobian: np.ndarray, best, bounds,
     errors = np.asarray(errors, dtype=float)
     best = np.asarray(best, dtype=float)
     low, high = np.array(bounds, dtype=float).T
-    threshold = float(errors @ errors) * (1.0 + tolerance)
+    threshold = max(float(errors @ errors), LOSS_FLOOR) * (1.0 + tolerance)
     n = jacobian.shape[1]
     ranges = []
     for i in range(n):
@@ -619,7 +623,7 @@ def weak_directions(errors: np.ndarray, jacobian: np.ndarray, names: list[str], 
     position = (np.asarray(best, dtype=float) - low) / width  # in [0, 1]
     left, values, vectors = np.linalg.svd(jacobian * width, full_matrices=True)
     values = np.concatenate([values, np.zeros(len(names) - len(values))])
-    allowed = tolerance * float(errors @ errors)
+    allowed = max(float(errors @ errors), LOSS_FLOOR) * (1.0 + tolerance) - float(errors @ errors)
     rows = []
     for k, (s, v) in enumerate(zip(values, vectors)):
         g = float(left[:, k] @ errors) if k < left.shape[1] and s > 0 else 0.0

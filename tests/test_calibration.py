@@ -378,6 +378,10 @@ def test_profile_ranges_match_the_parabola_in_closed_form():
     near_edge = cal.linear_profiles(errors, together, [0.5, 0.9], [(0, 1), (0, 1)], 0.1)
     assert near_edge[0][0] == pytest.approx(0.5 - 0.1 - math.sqrt(0.0005), rel=1e-6)
     assert near_edge[0][1] == 1.0
+    # an exact fit still allows the moves that keep every error within about 1%
+    exact = cal.linear_profiles(np.zeros(2), np.array([[1.0], [0.0]]), [0.5], [(0, 1)], 0.1)[0]
+    half = math.sqrt(cal.LOSS_FLOOR * 1.1)
+    assert exact == pytest.approx((0.5 - half, 0.5 + half))
     # a best point off the linear model's optimum: the range is where the parabola
     # stays under 1.1 x the current loss, so it reaches further on the downhill side
     tilted = cal.linear_profiles(np.array([0.1, 0.0, 0.1]), np.array([[1.0], [0.0], [0.0]]),
