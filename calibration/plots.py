@@ -35,7 +35,6 @@ def plot_fit(folder: Path, frames: list[pd.DataFrame], fit: pd.DataFrame, run_id
         colour = COLOURS.get(platform, "#8e44ad")
         rows_ = fit[(fit["series"] == series) & (fit["platform"] == platform)]
         dates = pd.to_datetime(rows_["date"])
-        scale = 100.0 if spec.share else 1.0
         if spec.read != "yoy_annual_mean":
             index, mean, low, high = _bands(frames, column)
             if (rows_["unit"] == "million_accounts").all():  # the model counts people
@@ -60,7 +59,7 @@ def plot_fit(folder: Path, frames: list[pd.DataFrame], fit: pd.DataFrame, run_id
                     fmt="x", color="black", capsize=3, zorder=6, label="simulated at target")
         unit = rows_["unit"].iloc[0] if len(rows_) else ""
         ax.set_title(f"{LABELS.get(platform, platform)} {series}", fontsize=9, loc="left")
-        ax.set_ylabel(unit.replace("_", " ") + (" (x100)" if scale != 1 else ""), fontsize=8)
+        ax.set_ylabel(unit.replace("_", " "), fontsize=8)
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(mdates.YearLocator())
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
