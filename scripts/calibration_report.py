@@ -98,6 +98,9 @@ def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -
         "",
         "## The seed figures (tier S)",
         "",
+        "The seed figures are the ones the source documents of the model report (tier S "
+        "in `calibration/data/README.md`); they weigh most in the loss.",
+        "",
     ]
     table_cols = ["label", "kind", "reported", "simulated_mean", "simulated_p05",
                   "simulated_p95", "relative_error", "within_15pct"]
@@ -118,13 +121,14 @@ def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -
     lines += ["", f"{met} of {len(seed)} seed figures are within 15%.", "", *notes,
               "## Fitted parameters", "",
               "Moved alone: how far the parameter can move, the others held, before the "
-              f"loss rises {config['tolerance']:.0%} above the best. Profile range: the same "
+              f"loss rises {config['tolerance']:.0%} above the best (above a loss of 1e-4 if "
+              "the best is lower: an error of 1% on every figure). Profile range: the same "
               "with every other free parameter re-fitted. Both come from the linear model "
               "of the errors at the best point. A parameter whose profile range spans more "
               "than half its bounds is not pinned down by the data: its value is the "
               "search's choice, not the data's. Searched near-best: the range of the "
-              "evaluated points within the same tolerance, which shows where the search "
-              "looked.", "",
+              "evaluated points within the same tolerance: where the search and the polish "
+              "evaluated near the end, not how far the data allow.", "",
               "| parameter | fitted | moved alone | profile range | searched near-best | bounds "
               "| pinned down |",
               "|---|---|---|---|---|---|---|"]
@@ -137,14 +141,17 @@ def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -
                      f"to {_fmt(r['profile_high'])} | {_fmt(r['near_best_low'])} "
                      f"to {_fmt(r['near_best_high'])} | {_fmt(r['bound_low'])} to "
                      f"{_fmt(r['bound_high'])} | {'yes' if r['identified'] else '**no**'} |")
-    weak_file = folder / "weak_directions.csv"
-    weak = pd.read_csv(weak_file) if weak_file.is_file() else pd.DataFrame()
+    weak_files = [f / "weak_directions.csv" for f in (folder, *stages)]
+    weak = pd.concat([pd.read_csv(f) for f in weak_files if f.is_file()] or [pd.DataFrame()],
+                     ignore_index=True)
     if not weak.empty:
-        lines += ["", "Combinations the data leave loose (`weak_directions.csv`), loosest "
-                  "first. Along each, the loss stays within the tolerance for a move of the "
-                  "given length, measured in units of each parameter's range and cut where a "
-                  "parameter reaches a bound; a parameter moves by its loading times that "
-                  "length, and the loadings' signs say which move together.", ""]
+        lines += ["", "Combinations the data leave loose (`weak_directions.csv` of each "
+                  "stage). Each is a direction through the best point, with each parameter "
+                  "measured in units of its range; \"move\" is the length of the stretch of "
+                  "that direction over which the loss stays within the tolerance, cut where a "
+                  "parameter reaches a bound. A parameter moves by its loading times the "
+                  "move, and the loadings' signs say which move together. Only directions "
+                  "with a move over 0.5 are listed, and only loadings of at least 0.3.", ""]
         for _, r in weak.iterrows():
             lines.append(f"- {r['parameters']} (move {r['allowed_move']:.2g})")
     lines += ["", "## Every reported figure", "",
@@ -155,7 +162,16 @@ def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -
     unused = manifest.get("unused_rows", [])
     if unused:
         lines += ["", "## Rows not fitted", ""]
-        lines += [f"- line {u['line']}: {u['reason']}" for u in unused]
+        fitted_later = {series: json.loads((stage / "manifest.json").read_text())
+                        ["calibration_id"]
+                        for stage in stages
+                        for series in json.loads((stage / "manifest.json").read_text())
+                        ["config"]["series"] or []}
+        for u in unused:
+            later = [f" (fitted by calibration `{run}`)" for series, run in fitted_later.items()
+                     if f"series {series} is in the calibration file's exclude_series"
+                     in u["reason"]]
+            lines.append(f"- line {u['line']}: {u['reason']}{''.join(later)}")
     lines += ["", "## Plots", "", f"![fit]({Path('..') / shown / 'fit.png'})", "",
               f"![convergence]({Path('..') / shown / 'convergence.png'})", "",
               f"![uncertainty]({Path('..') / shown / 'uncertainty.png'})", ""]
