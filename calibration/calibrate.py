@@ -376,9 +376,8 @@ class _Search:
         x = np.asarray(x, dtype=float)
         steps = DIFF_STEP * (high - low)
         steps = np.where(x + steps <= high, steps, -steps)
-        shifted = [x + np.eye(len(x))[i] * steps[i] for i in range(len(x))]
         return np.column_stack([(e - errors) / h
-                                for e, h in zip(self.errors_at(shifted), steps)])
+                                for e, h in zip(self.errors_at(x + np.diag(steps)), steps)])
 
     def polish(self, x0, budget: int) -> None:
         """Bounded Gauss-Newton (``scipy.optimize.least_squares``, trust-region
@@ -525,6 +524,12 @@ def _write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def near_best_limit(best_loss: float, tolerance: float) -> float:
+    """The highest loss counted as near the best: ``tolerance`` above it, and never
+    less than that above ``LOSS_FLOOR``."""
+    return max(best_loss, LOSS_FLOOR) * (1.0 + tolerance)
+
+
 def uncertainty(history: list, names: list[str], bounds, tolerance: float,
                 best_x, linearised: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
     """Per parameter: best value; the range of the evaluated points near the best
@@ -536,8 +541,8 @@ def uncertainty(history: list, names: list[str], bounds, tolerance: float,
     losses = np.array([h[1] for h in history])
     errors, jacobian = linearised
     # the stored loss and errors @ errors may differ in the last bit
-    best_loss = max(float(errors @ errors), float(losses.min()))
-    near = losses <= max(best_loss, LOSS_FLOOR) * (1.0 + tolerance)
+    near = losses <= near_best_limit(max(float(errors @ errors), float(losses.min())),
+                                     tolerance)
     ranges = linear_profiles(errors, jacobian, best_x, bounds, tolerance)
     alone = linear_profiles(errors, jacobian, best_x, bounds, tolerance, refit=False)
     rows = []
@@ -572,7 +577,7 @@ def linear_profiles(errors: np.ndarray, jacobian: np.ndarray, best, bounds,
     errors = np.asarray(errors, dtype=float)
     best = np.asarray(best, dtype=float)
     low, high = np.array(bounds, dtype=float).T
-    threshold = max(float(errors @ errors), LOSS_FLOOR) * (1.0 + tolerance)
+    threshold = near_best_limit(float(errors @ errors), tolerance)
     n = jacobian.shape[1]
     ranges = []
     for i in range(n):
@@ -623,7 +628,7 @@ def weak_directions(errors: np.ndarray, jacobian: np.ndarray, names: list[str], 
     position = (np.asarray(best, dtype=float) - low) / width  # in [0, 1]
     left, values, vectors = np.linalg.svd(jacobian * width, full_matrices=True)
     values = np.concatenate([values, np.zeros(len(names) - len(values))])
-    allowed = max(float(errors @ errors), LOSS_FLOOR) * (1.0 + tolerance) - float(errors @ errors)
+    allowed = near_best_limit(float(errors @ errors), tolerance) - float(errors @ errors)
     rows = []
     for k, (s, v) in enumerate(zip(values, vectors)):
         g = float(left[:, k] @ errors) if k < left.shape[1] and s > 0 else 0.0

@@ -44,8 +44,8 @@ def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -
     fit = pd.read_csv(folder / "fit_table.csv")
     unc = pd.read_csv(folder / "uncertainty.csv")
     stage_lines = []
-    for stage in stages:
-        later = json.loads((stage / "manifest.json").read_text())
+    stage_manifests = [json.loads((stage / "manifest.json").read_text()) for stage in stages]
+    for stage, later in zip(stages, stage_manifests):
         stage_fit = pd.read_csv(stage / "fit_table.csv")
         stage_unc = pd.read_csv(stage / "uncertainty.csv").set_index("parameter")
         # a later stage's rows replace the main one's, or join them if the main stage
@@ -162,11 +162,8 @@ def report(folder: Path, stages: tuple[Path, ...] = (), notes: list[str] = ()) -
     unused = manifest.get("unused_rows", [])
     if unused:
         lines += ["", "## Rows not fitted", ""]
-        fitted_later = {series: json.loads((stage / "manifest.json").read_text())
-                        ["calibration_id"]
-                        for stage in stages
-                        for series in json.loads((stage / "manifest.json").read_text())
-                        ["config"]["series"] or []}
+        fitted_later = {series: later["calibration_id"] for later in stage_manifests
+                        for series in later["config"]["series"] or []}
         for u in unused:
             later = [f" (fitted by calibration `{run}`)" for series, run in fitted_later.items()
                      if f"series {series} is in the calibration file's exclude_series"
