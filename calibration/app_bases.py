@@ -1,76 +1,175 @@
-"""Logistic curves of the app user bases, fitted to the reported figures.
+"""The app user bases, fitted to the app figures of a calibration's data.
 
-    python -m calibration.app_bases
+    python -m calibration.app_bases [--data CSV]
 
-The model takes WeChat's and Alipay's app users as inputs (``model/params.py``,
-``apps.*``). This script fits :math:`K / (1 + e^{-(y - m)/w})` (``y`` in decimal years)
-with ``scipy.optimize.curve_fit`` and prints the values the defaults carry:
+The model takes WeChat's and Alipay's app users as inputs (rule 1 of
+``model/model.py``): the curve :func:`model.model.app_curve`,
 
-* WeChat: every reported ``app_mau`` row (monthly active accounts, 2013-2018) not
-  marked as a conflict or lower bound; ``K``, ``m`` and ``w`` all fitted.
-* Alipay: every reported ``app_users`` row not marked as a conflict. Four points from
-  2016-2018 cannot pin a ceiling, so ``K`` is fixed at ``apps.alipay_ceiling_millions``
-  (an assumption) and only ``m`` and ``w`` are fitted.
+.. math:: A(y) = \\frac{K\\,(1 + g \\max(0, y - 2018))}{1 + e^{-(y - m)/w}}
+
+in decimal years *y*. A plain logistic (*g* = 0) flattens at its ceiling; WeChat's
+accounts kept rising after 2018 (1,098 million at the end of 2018, 1,165 million at
+the end of 2019), so WeChat's ceiling may grow by *g* a year from 2018. ``mpsim
+calibrate`` calls :func:`fit` on its targets (the file given with ``--data``
+included) before the search, and the fitted values are held fixed there: the fit
+table marks the app rows as set by these curves, not by the search.
+
+* **WeChat**: every exact ``app_mau`` row in accounts (a row in people is converted with
+  ``apps.wechat_accounts_per_person``) and every exact WeChat ``app_users`` row (people,
+  converted to accounts). *K*, *m*, *w* and *g* are fitted by weighted least squares on
+  the log scale (``scipy.optimize.least_squares``), each row weighted by its target
+  weight.
+* **Alipay**: every exact ``app_users`` or ``app_annual_active_users`` row (people). With at least
+  :data:`MIN_POINTS_FOR_CEILING` rows spanning :data:`MIN_YEARS_FOR_CEILING` years,
+  *K*, *m* and *w* are fitted (*K* at most ``population.people_millions``, as
+  WeChat's in people); with fewer, the ceiling stays at
+  ``apps.alipay_ceiling_millions`` (an assumption) and only *m* and *w* are fitted.
+  Alipay's monthly share ``apps.alipay_monthly_share`` is the weighted geometric mean of
+  the exact Alipay ``app_mau`` rows over the curve at their dates (kept as it is when
+  there are none).
+
+Lower bounds of the same series count one-sided: only a curve below them adds to the
+sum of squares. Every app row stays a target, and the fit table shows how the curves
+meet it.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import datetime as dt
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from scipy.optimize import curve_fit
+from scipy.optimize import least_squares
 
 from model.calendar import decimal_year
+from model.model import app_curve
 from model.params import BY_NAME
 
-from .data import parse_date
+from .data import ACCOUNTS_UNIT, Target
 
-FIGURES = Path(__file__).resolve().parent / "data" / "reported_figures.csv"
-
-
-def _rows(platform: str, series: str) -> tuple[np.ndarray, np.ndarray]:
-    years, values = [], []
-    with FIGURES.open(newline="") as handle:
-        for row in csv.DictReader(handle):
-            note = row["note"].lower()
-            if (row["platform"], row["series"]) != (platform, series):
-                continue
-            if "conflict" in note or "lower bound" in note:
-                continue
-            years.append(decimal_year(parse_date(row["date"])))
-            values.append(float(row["value"]))
-    return np.array(years), np.array(values)
+DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "targets.csv"
+#: Fewer Alipay points than this, or a shorter span, cannot pin a ceiling.
+MIN_POINTS_FOR_CEILING = 6
+MIN_YEARS_FOR_CEILING = 3.0
+#: Parameters this fit sets; the calibration holds them fixed.
+FITTED = ("apps.wechat_ceiling_accounts_millions", "apps.wechat_midpoint_year",
+          "apps.wechat_scale_years", "apps.wechat_growth_per_year",
+          "apps.alipay_ceiling_millions", "apps.alipay_midpoint_year",
+          "apps.alipay_scale_years", "apps.alipay_monthly_share")
+#: The target series the curves alone decide (flagged in the fit table).
+APP_SERIES = ("app_users", "app_mau", "app_annual_active_users")
 
 
-def logistic(year, ceiling, midpoint, scale):
-    return ceiling / (1.0 + np.exp(-(year - midpoint) / scale))
+def _value(params: Mapping[str, Any], name: str) -> float:
+    return float(params.get(name, BY_NAME[name].default))
 
 
-def fit() -> dict[str, float]:
-    """The fitted curve parameters, by parameter name."""
-    years, values = _rows("wechat", "app_mau")
-    (ceiling, midpoint, scale), _ = curve_fit(logistic, years, values, p0=(1100, 2015, 1),
-                                              maxfev=20_000)
-    out = {"apps.wechat_ceiling_accounts_millions": ceiling, "apps.wechat_midpoint_year": midpoint,
-           "apps.wechat_scale_years": scale}
-    years, values = _rows("alipay", "app_users")
-    alipay_ceiling = BY_NAME["apps.alipay_ceiling_millions"].default
-    (midpoint, scale), _ = curve_fit(lambda y, m, w: logistic(y, alipay_ceiling, m, w),
-                                     years, values, p0=(2016, 2), maxfev=20_000)
-    out.update({"apps.alipay_midpoint_year": midpoint, "apps.alipay_scale_years": scale})
+def _points(targets: Sequence[Target], platform: str, series: tuple[str, ...],
+            per_person: float, in_accounts: bool, kind: str = "exact"):
+    years, values, weights = [], [], []
+    for t in targets:
+        if t.platform != platform or t.series not in series or t.kind != kind:
+            continue
+        value = t.value
+        if in_accounts and t.unit != ACCOUNTS_UNIT:
+            value *= per_person  # people -> accounts
+        years.append(decimal_year(t.date))
+        values.append(value)
+        weights.append(t.weight)
+    return np.array(years), np.array(values), np.array(weights)
+
+
+def _fit_curve(years, values, weights, start, low, high, fixed: dict[int, float],
+               lower=None):
+    """Weighted least squares of log(value) on log(app_curve), some arguments fixed;
+    ``lower`` (years, values, weights) are lower bounds: only a shortfall counts."""
+    free = [i for i in range(4) if i not in fixed]
+
+    def curve(x):
+        full = np.empty(4)
+        full[free] = x
+        for i, v in fixed.items():
+            full[i] = v
+        return full
+
+    def residuals(x):
+        k, m, w, g = curve(x)
+        out = np.sqrt(weights) * (np.log(app_curve(years, k, m, w, g)) - np.log(values))
+        if lower is not None and lower[0].size:
+            short = np.log(app_curve(lower[0], k, m, w, g)) - np.log(lower[1])
+            out = np.concatenate([out, np.sqrt(lower[2]) * np.minimum(short, 0.0)])
+        return out
+
+    result = least_squares(residuals, np.asarray(start)[free], bounds=(
+        np.asarray(low)[free], np.asarray(high)[free]))
+    return curve(result.x)
+
+
+def fit(targets: Sequence[Target], params: Mapping[str, Any] | None = None) -> dict[str, float]:
+    """The app-curve parameters fitted to ``targets``; a platform with no usable row
+    keeps the values in ``params`` (or the defaults)."""
+    params = params or {}
+    out: dict[str, float] = {}
+    per_person = _value(params, "apps.wechat_accounts_per_person")
+    population = _value(params, "population.people_millions")
+    series = ("app_mau", "app_users")
+    years, values, weights = _points(targets, "wechat", series, per_person, in_accounts=True)
+    lower = _points(targets, "wechat", series, per_person, in_accounts=True, kind="lower")
+    if years.size >= 4:
+        k, m, w, g = _fit_curve(
+            years, values, weights,
+            start=(values.max() * 1.05, 2015.5, 1.5, 0.01),
+            low=(values.max() * 0.8, 2010.0, 0.1, 0.0),
+            high=(population * per_person, 2025.0, 10.0,
+                  BY_NAME["apps.wechat_growth_per_year"].high),
+            fixed={}, lower=lower)
+        out.update({"apps.wechat_ceiling_accounts_millions": k, "apps.wechat_midpoint_year": m,
+                    "apps.wechat_scale_years": w, "apps.wechat_growth_per_year": g})
+    series = ("app_users", "app_annual_active_users")
+    years, values, weights = _points(targets, "alipay", series, 1.0, in_accounts=False)
+    lower = _points(targets, "alipay", series, 1.0, in_accounts=False, kind="lower")
+    if years.size >= 3:
+        ceiling = _value(params, "apps.alipay_ceiling_millions")
+        pinned = (years.size >= MIN_POINTS_FOR_CEILING
+                  and years.max() - years.min() >= MIN_YEARS_FOR_CEILING)
+        fixed = {3: 0.0} if pinned else {0: ceiling, 3: 0.0}
+        k, m, w, _ = _fit_curve(
+            years, values, weights,
+            start=(min(max(ceiling, values.max() * 1.05), population), 2017.0, 1.5, 0.0),
+            low=(values.max() * 0.8, 2010.0, 0.1, 0.0), high=(population, 2025.0, 10.0, 1.0),
+            fixed=fixed, lower=lower)
+        out.update({"apps.alipay_ceiling_millions": k, "apps.alipay_midpoint_year": m,
+                    "apps.alipay_scale_years": w})
+    merged = {name: _value(params, name) for name in FITTED} | out
+    years, values, weights = _points(targets, "alipay", ("app_mau",), 1.0, in_accounts=False)
+    if years.size:
+        curve = app_curve(years, merged["apps.alipay_ceiling_millions"],
+                          merged["apps.alipay_midpoint_year"], merged["apps.alipay_scale_years"])
+        ratio = float(np.exp(np.average(np.log(values / curve), weights=weights)))
+        out["apps.alipay_monthly_share"] = min(ratio, 1.0)
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description="Fit the app user curves to the reported figures.")
-    parser.parse_args()
-    for name, value in fit().items():
-        default = BY_NAME[name].default
-        print(f"{name:40s} fitted {value:10.4f}   default {default}")
+def main(argv: list[str] | None = None) -> int:
+    from model.params import run_defaults
+
+    from .data import load_targets
+
+    parser = argparse.ArgumentParser(
+        prog="python -m calibration.app_bases",
+        description="Fit the app user curves to the app figures of a targets file and "
+                    "print them beside the current defaults.")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help=f"targets CSV (default {DEFAULT_DATA})")
+    args = parser.parse_args(argv)
+    run = run_defaults()
+    loaded = load_targets(args.data, start=run["start"], end=run["end"])
+    for name, value in fit(loaded.targets).items():
+        print(f"{name:40s} fitted {value:10.4f}   default {BY_NAME[name].default}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -125,10 +125,15 @@ SERIES: dict[str, SeriesSpec] = {
     "app_users": SeriesSpec(
         "{p}.app_users", AT_DATE, PEOPLE_UNITS, _BOTH, "people using the app"),
     "app_mau": SeriesSpec(
-        "wechat.app_users", AT_DATE, (ACCOUNTS_UNIT, *PEOPLE_UNITS), ("wechat",),
-        "monthly active WeChat accounts (Tencent's combined Weixin and WeChat MAU); "
-        "in million_accounts the model's app users (people) are multiplied by "
-        f"{ACCOUNTS_PER_PERSON}"),
+        "{p}.app_mau", AT_DATE, (ACCOUNTS_UNIT, *PEOPLE_UNITS), _BOTH,
+        "monthly active users of the app: WeChat's accounts (Tencent's combined Weixin "
+        "and WeChat MAU; in million_accounts the model's WeChat app users, people, are "
+        f"multiplied by {ACCOUNTS_PER_PERSON}), Alipay's people (the model's Alipay "
+        "users times apps.alipay_monthly_share)"),
+    "app_annual_active_users": SeriesSpec(
+        "{p}.app_users", AT_DATE, PEOPLE_UNITS, ("alipay",),
+        "people using the Alipay app in the year (Ant's annual active users): the "
+        "model's Alipay users"),
     "pay_users": SeriesSpec(
         "{p}.pay_users", AT_DATE, PEOPLE_UNITS, _BOTH, "people paying with the platform"),
     "miniprogram_users_cumulative": SeriesSpec(
@@ -140,9 +145,13 @@ SERIES: dict[str, SeriesSpec] = {
     "miniprogram_mau": SeriesSpec(
         "{p}.miniprogram_mau", AT_DATE, PEOPLE_UNITS, _BOTH,
         "mini-program users in the month"),
+    "miniprogram_mau_questmobile": SeriesSpec(
+        "{p}.miniprogram_mau", AT_DATE, PEOPLE_UNITS, _BOTH,
+        "mini-program users in the month as QuestMobile's phone panel measures them "
+        "(third-party, tier B): the model's monthly mini-program users"),
     "mini_programs_count": SeriesSpec(
         "{p}.mini_programs_count", AT_DATE, ("million_mini_programs",), _BOTH,
-        "mini programs published (merchants with a mini program)"),
+        "mini programs published (each merchant's first and its extra ones)"),
     "miniprogram_dau_share": SeriesSpec(
         "{p}.miniprogram_dau_share", AT_DATE, ("share",), _BOTH,
         "the platform's share of all mini-program daily users", share=True),
@@ -182,6 +191,22 @@ KNOWN_UNMODELLED: dict[str, str] = {
                                         "(traffic_sharing.taobao_audience), not an output",
     "merchants": "stores accepting mobile payment; the model's merchants are would-be "
                  "mini-program builders",
+    "ecosystem_app_miniprogram_mau": "one app's mini program (Meituan in WeChat, Ele.me in "
+                                     "Alipay); the model has no single mini programs",
+    "ecosystem_eleme_app_mau": "Ele.me's own app; the model's Alibaba-app audiences are "
+                               "parameters, not outputs",
+    "ecosystem_taobao_tmall_mobile_mau": "Taobao and Tmall's audience is a parameter "
+                                         "(traffic_sharing.*_audience), not an output",
+    "ecosystem_taobao_users_via_alipay_miniprogram": "Taobao users won through Alipay; the "
+                                                     "model does not move users into "
+                                                     "Alibaba's apps",
+    "mini_programs_count_mau_over_1m": "mini programs by audience size; the model counts "
+                                       "mini programs, not each one's users",
+    "mini_programs_count_mau_over_5m": "mini programs by audience size; the model counts "
+                                       "mini programs, not each one's users",
+    "miniprogram_gmv": "the model does not count transaction value",
+    "wufu_participants_cumulative": "the model has Wufu's effect on mini-program use, not "
+                                    "its participants",
     "miniprogram_developers": "the model has no developers, only merchants",
     "miniprogram_service_providers": "the model has no service providers",
     "pay_bound_cards": "counts bank cards, not people",

@@ -1,6 +1,8 @@
 """Turn the reported figures into the calibration targets, by explicit rules.
 
-Reads ``calibration/data/reported_figures.csv`` (a copy of ``shared/data``), writes
+Reads ``calibration/data/reported_figures.csv`` and
+``calibration/data/reported_figures_2019-03_to_2020-06.csv`` (copies of ``shared/data``:
+the figures to February 2019 and those of March 2019 to June 2020), writes
 ``calibration/data/targets.csv`` in the targets format of ``calibration/data.py``, prints
 every row it leaves out or changes, and rewrites the table of excluded rows in
 ``calibration/data/README.md``. Run it with ``python -m calibration.make_targets``.
@@ -71,6 +73,9 @@ from .data import KNOWN_UNMODELLED, SERIES, load_targets, parse_date, parse_numb
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 FIGURES = DATA_DIR / "reported_figures.csv"
+FIGURES_2020 = DATA_DIR / "reported_figures_2019-03_to_2020-06.csv"
+#: The reported-figures files, in order; every rule applies to both alike.
+FIGURE_FILES = (FIGURES, FIGURES_2020)
 TARGETS = DATA_DIR / "targets.csv"
 README = DATA_DIR / "README.md"
 
@@ -167,6 +172,11 @@ EXCLUDE: dict[Key, str] = {
     ("2016-12", "wechat", "pay_users", 600.0):
         "excluded: counts Weixin Pay and QQ Wallet accounts together; the model counts "
         "people paying with WeChat",
+    **{("2019-03-31" if v == 1100.0 else d, "wechat", "app_mau", v):
+       "excluded: WeChatWiki's 2019-2020 rows look shifted by about a quarter (note of "
+       "its 2019-03-31 row); the quarter's other source is kept"
+       for d, v in (("2019-03-31", 1100.0), ("2019-06-30", 1120.0), ("2019-09-30", 1130.0),
+                    ("2019-12-31", 1150.0), ("2020-03-31", 1170.0))},
 }
 
 #: Figures filed under one series that their note says belong to another.
@@ -193,10 +203,16 @@ DOWNWEIGHT: dict[Key, str] = {
     ("2014-01-30", "wechat", "red_envelope_participants", 20.0):
         "conflicts with 5 million (same night, tier C); equal tiers, both kept at "
         "reduced weight",
+    ("2019-09", "wechat", "mini_programs_count", 3.0):
+        "conflicts with 'more than 2 million' (2020-01-09, tier B); equal tiers, both "
+        "kept at reduced weight",
+    ("2020-01-09", "wechat", "mini_programs_count", 2.0):
+        "conflicts with 3 million as of September 2019 (tier B); equal tiers, both kept "
+        "at reduced weight",
 }
 
 COLUMNS = ("date", "platform", "series", "value", "unit", "kind", "weight", "sigma",
-           "tier", "rule", "source", "figures_line")
+           "tier", "rule", "source", "figures_file", "figures_line")
 
 
 @dataclass
@@ -211,14 +227,14 @@ def _key(date: str, platform: str, series: str, value: float) -> Key:
     return (date, platform, series, float(value))
 
 
-def _exclusion(line: int, row: dict[str, str], key: Key) -> str | None:
+def _exclusion(figures: Path, line: int, row: dict[str, str], key: Key) -> str | None:
     """Why a row cannot be a target (rules 1a-1d), or None."""
     series, platform, unit = row["series"], row["platform"], row["unit"]
     if series in KNOWN_UNMODELLED:
         return f"excluded: not produced by the model: {KNOWN_UNMODELLED[series]}"
     spec = SERIES.get(series)
     if spec is None:
-        raise DataError(f"{FIGURES.name}: line {line}, column 'series': value {series!r} "
+        raise DataError(f"{figures.name}: line {line}, column 'series': value {series!r} "
                         f"is neither modelled nor listed as unmodelled; add it to SERIES "
                         f"or KNOWN_UNMODELLED in calibration/data.py")
     if platform not in spec.platforms:
@@ -230,36 +246,49 @@ def _exclusion(line: int, row: dict[str, str], key: Key) -> str | None:
         return f"excluded: unit {unit} is not one of {', '.join(spec.units)} for {series}"
     date = parse_date(row["date"])
     if date is None:
-        raise DataError(f"{FIGURES.name}: line {line}, column 'date': value "
+        raise DataError(f"{figures.name}: line {line}, column 'date': value "
                         f"{row['date']!r} is not allowed; expected YYYY-MM-DD or YYYY-MM")
     if date < START:
         return f"excluded: dated before the model's first day {START}"
     return None
 
 
-def build(figures: Path = FIGURES) -> Built:
-    """Apply the rules to every row of ``figures``."""
-    with figures.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        rows = []
-        for row in reader:
-            rows.append((reader.line_num, {k: (v or "").strip() for k, v in row.items()}))
+def _read_figures(files) -> list[tuple[Path, int, dict[str, str]]]:
+    rows = []
+    for figures in files:
+        try:
+            with figures.open(newline="", encoding="utf-8-sig") as handle:
+                reader = csv.DictReader(handle)
+                for row in reader:
+                    rows.append((figures, reader.line_num,
+                                 {k: (v or "").strip() for k, v in row.items()}))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"{figures}: cannot read the reported figures: {exc}") from None
+    return rows
+
+
+def build(files=FIGURE_FILES) -> Built:
+    """Apply the rules to every row of the reported-figures ``files``."""
+    if isinstance(files, (str, Path)):
+        files = (Path(files),)
+    rows = _read_figures([Path(f) for f in files])
 
     seeds = {_key(s.date, s.platform, s.series, s.value): s for s in SEED_FIGURES}
     seeds_found: set[Key] = set()
     named = set(EXCLUDE) | set(REMAP) | set(DOWNWEIGHT)
     named_found: set[Key] = set()
     targets, excluded = [], []
-    for line, row in rows:
+    for figures, line, row in rows:
         value = parse_number(row["value"])
         if value is None:
             raise DataError(f"{figures.name}: line {line}, column 'value': value "
                             f"{row['value']!r} is not allowed; expected a finite number")
         key = _key(row["date"], row["platform"], row["series"], value)
         named_found |= {key} & named
-        reason = _exclusion(line, row, key)
+        reason = _exclusion(figures, line, row, key)
         if reason is not None:
-            excluded.append({"figures_line": str(line), **{c: row[c] for c in (
+            excluded.append({"figures_file": figures.name, "figures_line": str(line),
+                             **{c: row[c] for c in (
                 "date", "platform", "series", "value", "unit", "tier")}, "rule": reason})
             continue
 
@@ -300,7 +329,7 @@ def build(figures: Path = FIGURES) -> Built:
             "date": row["date"], "platform": row["platform"], "series": series,
             "value": row["value"], "unit": row["unit"], "kind": kind,
             "weight": f"{weight:g}", "sigma": "", "tier": tier, "rule": "; ".join(rules),
-            "source": source, "figures_line": str(line)})
+            "source": source, "figures_file": figures.name, "figures_line": str(line)})
 
     for key, seed in seeds.items():
         if key in seeds_found:
@@ -311,7 +340,7 @@ def build(figures: Path = FIGURES) -> Built:
             "weight": f"{TIER_WEIGHT['S']:g}", "sigma": "", "tier": "S",
             "rule": f"added: seed figure with no row in reported_figures.csv "
                     f"('{seed.quote}'); weight {TIER_WEIGHT['S']:g} (tier S)",
-            "source": seed.source, "figures_line": "added"})
+            "source": seed.source, "figures_file": "", "figures_line": "added"})
     for estimate in NOTE_ESTIMATES:
         weight = TIER_WEIGHT[estimate.tier]
         targets.append({
@@ -320,10 +349,11 @@ def build(figures: Path = FIGURES) -> Built:
             "weight": f"{weight:g}", "sigma": "", "tier": estimate.tier,
             "rule": f"added: estimate quoted in the note of line {estimate.line} "
                     f"('{estimate.quote}'); exact; weight {weight:g} (tier {estimate.tier})",
-            "source": estimate.source, "figures_line": f"note of {estimate.line}"})
+            "source": estimate.source, "figures_file": FIGURES.name,
+            "figures_line": f"note of {estimate.line}"})
     unmatched = named - named_found
     if unmatched:  # a rule that matches nothing is a rule that silently does nothing
-        raise DataError(f"{figures.name}: no row matches the rule(s) for "
+        raise DataError(f"{', '.join(f.name for f in files)}: no row matches the rule(s) for "
                         f"{', '.join(map(str, sorted(unmatched)))}; update "
                         f"calibration/make_targets.py")
     return Built(targets=targets, excluded=excluded)
@@ -342,11 +372,12 @@ README_END = "<!-- excluded-rows:end -->"
 
 def excluded_table(excluded: list[dict[str, str]]) -> str:
     """The README's table of excluded rows, in markdown."""
-    head = ("| line | date | platform | series | value | unit | tier | rule |\n"
-            "|---:|---|---|---|---:|---|---|---|\n")
+    head = ("| file | line | date | platform | series | value | unit | tier | rule |\n"
+            "|---|---:|---|---|---|---:|---|---|---|\n")
     body = "".join(
         "| " + " | ".join(row[c].replace("|", "\\|") for c in (
-            "figures_line", "date", "platform", "series", "value", "unit", "tier", "rule"))
+            "figures_file", "figures_line", "date", "platform", "series", "value", "unit",
+            "tier", "rule"))
         + " |\n" for row in excluded)
     return head + body
 
@@ -370,8 +401,9 @@ def main(argv: list[str] | None = None) -> int:
                     "module's docstring (weights by tier S 4, A 2, B 1, C 0.5; notes saying "
                     "'lower bound' make lower bounds; conflicts down-weight the lower-tier "
                     "side by half; seed figures are tier S). Prints every excluded row.")
-    parser.add_argument("--figures", type=Path, default=FIGURES,
-                        help=f"reported figures CSV (default {FIGURES})")
+    parser.add_argument("--figures", type=Path, nargs="+", default=list(FIGURE_FILES),
+                        help="reported figures CSV files (default: "
+                             f"{', '.join(f.name for f in FIGURE_FILES)} in {DATA_DIR})")
     parser.add_argument("--out", type=Path, default=TARGETS,
                         help=f"targets CSV to write (default {TARGETS})")
     parser.add_argument("--readme", type=Path, default=README,
@@ -401,7 +433,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"wrote {len(built.targets)} targets to {args.out}; excluded "
-          f"{len(built.excluded)} of the rows of {args.figures.name}")
+          f"{len(built.excluded)} of the rows of "
+          f"{', '.join(f.name for f in args.figures)}")
     return 0
 
 

@@ -71,13 +71,20 @@ class UserPopulation(mesa.Agent):
             payment app first).
         ever_used: has ever used that platform's mini programs.
         first_use: step of first use (-1 if never), for habit.
-        active_month, active_today: used them this month / on a typical day of this
-            week.
+        lapsed: has stopped using that platform's mini programs for now (rule 7).
+        active_month, active_today: used them in the last 30 days / on a typical day
+            of this week.
+        month_log_stay: the last four weeks' log-probability of not using that
+            platform's mini programs on any day of the week (4 x n, a ring by step),
+            from which monthly use is drawn.
         audience: dict by Alibaba app, the agent uses that app.
         propensity: personal daily-use propensity (log-odds), shared by platforms.
         openness: personal openness to trying mini programs (standard normal), shared
             by platforms; sets how fast the user discovers them.
         friends: sparse symmetric adjacency of friendship ties.
+        cash: uniform rank of readiness to pay by phone, drawn once: a WeChat user
+            may bind WeChat Pay only with ``cash < wechat_pay.max_share`` and takes
+            part in red envelopes only with ``cash < red_envelope.max_share``.
     """
 
     def __init__(self, model, n: int, curves: dict[str, np.ndarray],
@@ -99,19 +106,22 @@ class UserPopulation(mesa.Agent):
         self.propensity = (engagement_sd * rng.standard_normal(n)).astype(np.float32)
         self.openness = rng.standard_normal(n).astype(np.float32)
         self.friends = small_world_network(n, mean_degree, rewire_prob, rng)
+        self.cash = rng.random(n, dtype=np.float32)
         self.app = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.pay = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.ever_used = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.first_use = {p: np.full(n, -1, dtype=np.int32) for p in PLATFORMS}
+        self.lapsed = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.active_month = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.active_today = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
+        self.month_log_stay = {p: np.zeros((4, n), dtype=np.float32) for p in PLATFORMS}
 
     def record(self, i: int) -> dict:
         """One user agent's current state, for a person to read."""
         out = {"propensity": float(self.propensity[i]), "openness": float(self.openness[i]),
                "friends": int(self.friends.indptr[i + 1] - self.friends.indptr[i])}
         for p in PLATFORMS:
-            for attr in ("app", "pay", "ever_used", "active_month", "active_today"):
+            for attr in ("app", "pay", "ever_used", "lapsed", "active_month", "active_today"):
                 out[f"{p}.{attr}"] = bool(getattr(self, attr)[p][i])
         out["alibaba_apps"] = [a for a in ALIBABA_APPS if self.audience[a][i]]
         return out
@@ -123,6 +133,8 @@ class MerchantPopulation(mesa.Agent):
     Attributes:
         sector: index into ``SECTORS``.
         on: dict by platform, has a mini program there.
+        extra_programs: dict by platform, the merchant's mini programs there beyond
+            its first (an expected count, rule 5).
         accepts_alipay: already takes Alipay payment (Alipay's merchant strength).
         beta_admitted: may build on Alipay during its beta.
     """
@@ -134,6 +146,7 @@ class MerchantPopulation(mesa.Agent):
         self.n = n
         self.sector = rng.choice(len(SECTORS), size=n, p=sector_shares).astype(np.int8)
         self.on = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
+        self.extra_programs = {p: np.zeros(n, dtype=np.float32) for p in PLATFORMS}
         self.accepts_alipay = rng.random(n) < alipay_payment_share
         self.beta_admitted = rng.random(n) < beta_access
 

@@ -135,8 +135,11 @@ OUTPUTS: tuple[tuple[str, str, str], ...] = (
         (f"{p}.miniprogram_dau_share", "share",
          f"{p}'s share of all mini-program daily users"),
         (f"{p}.mini_programs_count", "million mini programs",
-         f"merchants with a {p} mini program"),
+         f"{p} mini programs published: each merchant's first and its extra ones"),
     )],
+    ("wechat.app_mau", "million people",
+     "people using WeChat in the month (the WeChat app users: the curve is of monthly users)"),
+    ("alipay.app_mau", "million people", "people opening the Alipay app in the month"),
     ("wechat.red_envelope_participants", "million people",
      "people sending or receiving WeChat red envelopes in Spring Festival week (blank "
      "in other weeks)"),
@@ -149,10 +152,22 @@ OUTPUTS: tuple[tuple[str, str, str], ...] = (
 OUTPUT_NAMES = tuple(name for name, _, _ in OUTPUTS)
 
 
+#: Year from which the WeChat curve's ceiling may grow (apps.wechat_growth_per_year).
+CEILING_GROWTH_FROM = 2018.0
+
+
+def app_curve(years, ceiling: float, midpoint: float, scale: float, growth: float = 0.0):
+    """App users in decimal year ``years``: a logistic whose ceiling grows by ``growth``
+    a year after ``CEILING_GROWTH_FROM`` (rule 1; ``calibration/app_bases.py`` fits it)."""
+    years = np.asarray(years, dtype=float)
+    grown = ceiling * (1.0 + growth * np.maximum(0.0, years - CEILING_GROWTH_FROM))
+    return grown / (1.0 + np.exp(-(years - midpoint) / scale))
+
+
 def _logistic_share(dates, ceiling_people: float, midpoint: float, scale: float,
-                    population: float) -> np.ndarray:
+                    population: float, growth: float = 0.0) -> np.ndarray:
     years = np.array([calendar.decimal_year(d) for d in dates])
-    share = ceiling_people / population / (1.0 + np.exp(-(years - midpoint) / scale))
+    share = app_curve(years, ceiling_people, midpoint, scale, growth) / population
     return np.clip(share, 0.0, 1.0)
 
 
@@ -191,7 +206,8 @@ class MiniProgramModel(mesa.Model):
             "wechat": _logistic_share(
                 self.dates, p["apps.wechat_ceiling_accounts_millions"]
                 / p["apps.wechat_accounts_per_person"],
-                p["apps.wechat_midpoint_year"], p["apps.wechat_scale_years"], population),
+                p["apps.wechat_midpoint_year"], p["apps.wechat_scale_years"], population,
+                p["apps.wechat_growth_per_year"]),
             "alipay": _logistic_share(
                 self.dates, p["apps.alipay_ceiling_millions"], p["apps.alipay_midpoint_year"],
                 p["apps.alipay_scale_years"], population),
@@ -219,6 +235,8 @@ class MiniProgramModel(mesa.Model):
             ("users", "alipay"): self._step_of(p["alipay.launch"]),
         }
         self.app_open_step = self._traffic_sharing_schedule()
+        self.necessities_from = (self._step_of(p["necessities.start"])
+                                 if p["necessities.enabled"] else self.n_steps)
         self.open_apps = np.zeros(run["agents"], dtype=np.int8)  # opened Alibaba apps per user
         self._openness = self._discovery_spread()
         self._pay_friends = np.zeros(run["agents"], dtype=np.int32)  # see _paying_friends
@@ -285,7 +303,9 @@ class MiniProgramModel(mesa.Model):
         self.spread_wechat_pay(t)
         self.open_alibaba_apps(t)
         self.merchants_choose(t)
+        self.build_programs(t)
         self.users_discover(t)
+        self.users_lapse(t)
         self.users_use(t)
         self.record(t)
         self.t += 1
@@ -302,12 +322,14 @@ class MiniProgramModel(mesa.Model):
         """Rule 2: organic WeChat Pay adoption and red envelopes along friendship ties."""
         users, p, rng = self.users, self.p, self.rng
         wechat, pay = users.app["wechat"], users.pay["wechat"]
+        can_pay = users.cash < np.float32(p["wechat_pay.max_share"])
         if t == 0:
-            pay |= wechat & (rng.random(users.n, dtype=np.float32) < p["wechat_pay.initial_share"])
+            pay |= wechat & can_pay & (rng.random(users.n, dtype=np.float32)
+                                       < p["wechat_pay.initial_share"])
         q = self._send_prob(t)
         senders = (wechat & pay).astype(np.float32)
         draw = self._uniform_per_user()
-        candidates = np.flatnonzero(wechat & ~pay)
+        candidates = np.flatnonzero(wechat & ~pay & can_pay)
         if candidates.size:
             keep = 1.0 - p["wechat_pay.organic_weekly"]
             if q > 0:
@@ -376,7 +398,8 @@ class MiniProgramModel(mesa.Model):
         wechat_friends = friends @ wechat.astype(np.float32)
         no_envelope = np.power(np.float32(1.0 - q), pay_friends)
         sends = senders * (1.0 - np.power(np.float32(1.0 - q), wechat_friends))
-        participate = wechat * (1.0 - (1.0 - sends) * no_envelope)
+        takes_part = self.users.cash < np.float32(self.p["red_envelope.max_share"])
+        participate = (wechat & takes_part) * (1.0 - (1.0 - sends) * no_envelope)
         return float(participate.sum()) * self.people_per_agent
 
     def open_alibaba_apps(self, t: int) -> None:
@@ -410,6 +433,26 @@ class MiniProgramModel(mesa.Model):
         if t >= self.open_step[("users", "alipay")]:
             np.maximum(self.catalog["alipay"], self._first_party, out=self.catalog["alipay"])
 
+    def build_programs(self, t: int) -> None:
+        r"""Rule 5: merchants on a platform publish extra mini programs and retire them.
+
+        Over a step of length :math:`\Delta` years, a merchant's extra programs on *p*
+        follow :math:`\dot x = b_p R_p - r x` exactly:
+        :math:`x \leftarrow x e^{-r\Delta} + (b_p R_p / r)(1 - e^{-r\Delta})`, with
+        :math:`R_p` last week's reach (rule 4). A merchant off *p* has none there.
+        """
+        m, p = self.merchants, self.p
+        retire = p["programs.retire_per_year"]
+        span = self.years_per_step
+        decay = np.float32(np.exp(-retire * span))
+        grow = span if retire == 0 else -np.expm1(-retire * span) / retire
+        for pl in PLATFORMS:
+            extra, on = m.extra_programs[pl], m.on[pl]
+            added = np.float32(p[f"programs.extra_per_year_{pl}"] * self.reach[pl] * grow)
+            extra *= decay
+            extra += added
+            extra[~on] = 0.0
+
     def users_discover(self, t: int) -> None:
         """Rule 5: users first try mini programs, faster where the catalogue is fuller."""
         users, p, rng = self.users, self.p, self.rng
@@ -439,8 +482,28 @@ class MiniProgramModel(mesa.Model):
             ever[new] = True
             first[new] = t
 
+    def users_lapse(self, t: int) -> None:
+        r"""Rule 7: mini-program users lapse, and lapsed users come back.
+
+        A user of *p*'s mini programs who has not lapsed lapses this week with
+        probability ``users.lapse_weekly_<p>``; a lapsed user comes back with
+        probability ``users.return_weekly``. One uniform draw per user serves both
+        (the two groups are disjoint). The share of ever-users not lapsed tends to
+        :math:`\rho / (l_p + \rho)`.
+        """
+        users, p = self.users, self.p
+        for pl in PLATFORMS:
+            if t < self.open_step[("users", pl)]:
+                continue
+            draw = self._uniform_per_user()
+            lapsed = users.lapsed[pl]
+            leaving = users.ever_used[pl] & ~lapsed & (draw < p[f"users.lapse_weekly_{pl}"])
+            back = lapsed & (draw < p["users.return_weekly"])
+            lapsed |= leaving
+            lapsed &= ~back
+
     def users_use(self, t: int) -> None:
-        """Rule 6: daily and monthly use; then the reach merchants will see next week."""
+        """Rule 8: daily and monthly use; then the reach merchants will see next week."""
         users, p = self.users, self.p
         year = self.festival(t)
         for pl in PLATFORMS:
@@ -452,12 +515,14 @@ class MiniProgramModel(mesa.Model):
                 self.reach[pl] = 0.0  # no user can use the platform's mini programs yet
                 self.uses_per_dau[pl] = np.nan
                 continue
-            draw = self._uniform_per_user()
-            who = np.flatnonzero(users.ever_used[pl] & reach)
-            draw = draw[who]
+            uniform = self._uniform_per_user()
+            who = np.flatnonzero(users.ever_used[pl] & reach & ~users.lapsed[pl])
+            draw = uniform[who]
             shift = p["users.engagement_base"] + p["users.engagement_catalog"] * self.catalog_value(pl)
             if year:
                 shift += p["users.spring_festival_lift"]
+            if self.necessities_from <= t:
+                shift += p["necessities.use_lift"]
             logit = users.propensity[who] + np.float32(shift)
             logit += np.float32(p["users.pay_lift"]) * users.pay[pl][who]
             tenure = self._tenure_years(pl, who, t)
@@ -471,8 +536,12 @@ class MiniProgramModel(mesa.Model):
             opens = np.float32(self.daily_open(pl, year))
             # u = opens * odds / (1 + odds); active today: draw < u
             today[who] = draw * (1.0 + odds) < opens * odds
-            # active in 30 days: draw < 1 - (1 - u)^30, with 1 - u = (1 + (1 - opens) odds) / (1 + odds)
-            month[who] = np.log1p(-draw) > 30.0 * (np.log1p((1.0 - opens) * odds) - np.log1p(odds))
+            # active in the last 30 days: draw < 1 - prod_k (1 - u_k)^7.5 over this week and
+            # the three before, with 1 - u = (1 + (1 - opens) odds) / (1 + odds)
+            ring = users.month_log_stay[pl]
+            ring[t % 4] = 0.0
+            ring[t % 4, who] = 7.5 * (np.log1p((1.0 - opens) * odds) - np.log1p(odds))
+            month[:] = np.log1p(-uniform) > ring.sum(axis=0)
             self.uses_per_dau[pl] = self._uses_per_daily_user(pl, tenure[today[who]])
             self.reach[pl] = (self._reach_share(pl, month)
                               + p["merchants.potential_reach_weight"]
@@ -530,7 +599,11 @@ class MiniProgramModel(mesa.Model):
             out[f"{pl}.miniprogram_stickiness"] = dau[pl] / mau if mau else np.nan
             out[f"{pl}.miniprogram_uses_per_dau"] = self.uses_per_dau[pl]
             out[f"{pl}.miniprogram_dau_share"] = dau[pl] / total_dau if total_dau else np.nan
-            out[f"{pl}.mini_programs_count"] = count(m.on[pl]) * self.programs_per_agent
+            out[f"{pl}.mini_programs_count"] = (
+                count(m.on[pl]) + float(m.extra_programs[pl].sum(dtype=np.float64))
+            ) * self.programs_per_agent
+        out["wechat.app_mau"] = out["wechat.app_users"]
+        out["alipay.app_mau"] = out["alipay.app_users"] * self.p["apps.alipay_monthly_share"]
         out["wechat.red_envelope_participants"] = self._participants
         month = users.active_month
         either = count(month["wechat"] | month["alipay"])

@@ -104,11 +104,13 @@ def _sector_params() -> list[Param]:
 
 PARAMS: tuple[Param, ...] = (
     # --- population and app bases (inputs) ---------------------------------------
-    _p("population.people_millions", 1100.0, "million people",
-       "People represented: China's mobile-internet population at saturation. Every "
+    _p("population.people_millions", 1250.0, "million people",
+       "People represented: China's mobile-phone population at saturation. Every "
        "output is scaled from agents to people with people_millions / user agents.",
-       "assumption: a little above WeChat's '1 billion users' (seed 000), leaving room "
-       "for people who use neither platform", 100.0, 3000.0),
+       "assumption: above WeChat's 1,200 million accounts of March 2020 (about 1,090 "
+       "million people at 1.1 accounts each) and Alipay's 1,000 million annual users of "
+       "June 2020, leaving room for people who use neither; the app curves are capped "
+       "at it", 100.0, 3000.0),
     _p("apps.wechat_ceiling_accounts_millions", 1189.0, "million accounts",
        "Ceiling of the logistic curve of WeChat monthly active accounts (input).",
        "fit: logistic fit to the reported wechat app_mau rows 2013-2018 "
@@ -136,6 +138,19 @@ PARAMS: tuple[Param, ...] = (
     _p("apps.alipay_scale_years", 1.487, "years",
        "Time scale of the Alipay user curve.",
        "fit: calibration/app_bases.py", 0.1, 10.0),
+    _p("apps.wechat_growth_per_year", 0.0, "share per year",
+       "Growth of the WeChat account curve's ceiling per year after 2018 (second and "
+       "overseas accounts, new users at the margins): the curve is "
+       "K (1 + g max(0, y - 2018)) / (1 + exp(-(y - m) / w)), so a series that keeps "
+       "rising after its S-curve is followed rather than flattened.",
+       "fit: calibration/app_bases.py, to the app figures of the calibration's data",
+       0.0, 0.2),
+    _p("apps.alipay_monthly_share", 0.711, "share of Alipay users",
+       "Share of the people using Alipay (annual users, alipay.app_users) who open it "
+       "in a given month (the output alipay.app_mau).",
+       "reported: 711 million monthly against 1,000 million annual active users, June "
+       "2020 (Ant Group prospectus via the Financial Times, tier A); refitted by "
+       "calibration/app_bases.py to the calibration's data", 0.0, 1.0),
     _p("apps.adoption_correlation", 0.5, "correlation",
        "Correlation of the latent propensities that order who adopts WeChat, Alipay "
        "and the Alibaba apps first (a Gaussian copula).",
@@ -195,6 +210,12 @@ PARAMS: tuple[Param, ...] = (
        "Share of WeChat users with WeChat Pay on 1 January 2014.",
        "reported: about 8 million WeChat Pay users by February 2014 (tier C) among "
        "roughly 400 million accounts", 0.0, 1.0),
+    _p("wechat_pay.max_share", 0.85, "share of WeChat users",
+       "Share of WeChat users who would ever bind a card to WeChat Pay; the rest (no "
+       "bank card, no wish to pay by phone, second accounts) never do, so WeChat Pay "
+       "saturates below the WeChat user base.",
+       "calibrated: to the reported 800 million WeChat Pay users (2018-12, 2019-12) "
+       "against about 1,000 million WeChat users (seed 000)", 0.0, 1.0),
     _p("wechat_pay.organic_weekly", 0.0035, "probability per week",
        "Weekly probability that a WeChat user without WeChat Pay binds a card for "
        "reasons other than red envelopes (shops, transfers, bills).",
@@ -218,6 +239,11 @@ PARAMS: tuple[Param, ...] = (
        "card to claim it.",
        "calibrated: hand-tuned to reported pay_users; seed 000: red envelopes made "
        "WeChat Pay 'popular overnight'", 0.0, 1.0),
+    _p("red_envelope.max_share", 0.75, "share of WeChat users",
+       "Share of WeChat users who take part in Spring Festival red envelopes at all "
+       "(sending or receiving); the others do not, whatever their friends do.",
+       "calibrated: to the reported 688 million participants on New Year's Eve 2018 "
+       "(TechNode, tier A) against about 1,000 million WeChat users", 0.0, 1.0),
     _p("red_envelope.everyday_factor", 0.03, "ratio",
        "Red-envelope sending in an ordinary week relative to Spring Festival week.",
        "assumption: festival volume is tens of times an ordinary week's (8.1 billion "
@@ -252,6 +278,19 @@ PARAMS: tuple[Param, ...] = (
        "mini programs within weeks, so the number who have ever used them levels off.",
        "assumption: heterogeneous adoption rates (gamma frailty, as in survival "
        "analysis); 0 gives every user the same rate", 0.0, 20.0),
+    _p("users.lapse_weekly_wechat", 0.0, "probability per week",
+       "Weekly probability that a WeChat mini-program user stops using them (lapses); "
+       "a lapsed user uses none until they come back (users.return_weekly).",
+       "calibrated: to the reported monthly users (QuestMobile 681 million, April 2019) "
+       "against the people who have ever used them", 0.0, 0.2),
+    _p("users.lapse_weekly_alipay", 0.0, "probability per week",
+       "Weekly probability that an Alipay mini-program user lapses.",
+       "calibrated: to the reported 401 million monthly users (QuestMobile, April 2019) "
+       "against 640 million who have ever used them (March 2019)", 0.0, 0.2),
+    _p("users.return_weekly", 0.02, "probability per week",
+       "Weekly probability that a lapsed mini-program user comes back (either platform).",
+       "calibrated: together with the lapse rates; the share of ever-users still active "
+       "tends to return / (lapse + return)", 0.0, 1.0),
     _p("users.catalog_concavity", 0.5, "exponent",
        "Exponent gamma of the catalogue value sum_s need_s * coverage_s^gamma: below 1, "
        "the first mini programs of a sector matter most (diminishing returns).",
@@ -293,6 +332,21 @@ PARAMS: tuple[Param, ...] = (
        "Lift in daily use of both platforms' mini programs in Spring Festival week.",
        "assumption: the 2018 WeChat peak of 280 million (Aldwx, tier B) against about "
        "200 million ordinary days", 0.0, 5.0),
+    # --- daily necessities, 2020 ------------------------------------------------
+    _p("necessities.enabled", True, "switch",
+       "Scenario lever: whether mini programs become daily necessities in early 2020 "
+       "(health codes, grocery and livelihood services under the epidemic).",
+       "reported: 'Thanks to the needs of daily necessities purchase and livelihood "
+       "services, the daily active accounts of mini-programs have exceeded 400 million' "
+       "(Tencent 1Q2020 via People.cn, tier C)", kind=bool),
+    _p("necessities.start", dt.date(2020, 1, 20), "date",
+       "Date from which mini programs carry daily necessities.",
+       "assumption: the week Wuhan's outbreak became national news (lockdown on 23 "
+       "January 2020); health-code mini programs followed in February", kind="date"),
+    _p("necessities.use_lift", 0.0, "log-odds",
+       "Lift in daily mini-program use from necessities.start on both platforms; it "
+       "stays (the services became habits).",
+       "calibrated: to WeChat's reported daily users of 2019-12 and 2020-03", 0.0, 5.0),
     # --- Wufu ------------------------------------------------------------------
     _p("wufu.first_year", 2016, "year",
        "First Spring Festival with Alipay's Wufu (collect five blessings) campaign.",
@@ -363,6 +417,25 @@ PARAMS: tuple[Param, ...] = (
     _p("merchants.multihoming_discount", 0.5, "share of cost",
        "Cost saved on a second platform by a merchant already on the other.",
        "assumption: most code and content carry over", 0.0, 1.0),
+    _p("programs.extra_per_year_wechat", 0.0, "mini programs per merchant per year",
+       "Mini programs beyond its first that a merchant on WeChat (with the third-party "
+       "developers building for it) publishes per year when every person is reachable; "
+       "the rate scales with the platform's reach.",
+       "calibrated: to the reported WeChat mini-program counts (0.58 million 2018-01 to "
+       "2.3 million 2019-04 and 3.0 million 2019-09) against its merchants; several "
+       "programs per merchant: WeChat had 2,300 third-party development companies by "
+       "January 2018 (WeChat Open Class, tier A)", 0.0, 20.0),
+    _p("programs.extra_per_year_alipay", 0.0, "mini programs per merchant per year",
+       "Mini programs beyond its first that a merchant on Alipay publishes per year at "
+       "full reach; reach includes the users of the Alibaba apps opened by traffic "
+       "sharing ('develop once, operate on multiple terminals').",
+       "calibrated: to the reported Alipay counts (0.12 million 2019-01, 0.16 million "
+       "2019-03, 1.7 million 2020-03)", 0.0, 20.0),
+    _p("programs.retire_per_year", 0.3, "share per year",
+       "Share of the extra mini programs retired each year (abandoned campaigns, "
+       "unmaintained tools); a merchant leaving a platform retires all of its programs "
+       "there.",
+       "assumption: a third a year; the calibration may move it", 0.0, 3.0),
     _p("merchants.alipay_payment_share", 0.6, "share of merchants",
        "Share of merchants that already accept Alipay payment at the start.",
        "assumption: Alipay's strength is its merchants (seed 000); 40 million stores "

@@ -65,7 +65,7 @@ def test_good_file_round_trips(tmp_path):
     assert second.unit == "million_people"  # the series' default unit when none is given
     assert second.source == "InfoQ, 2019"
     assert (third.unit, third.sigma, third.column) == ("million_accounts", 15.0,
-                                                       "wechat.app_users")
+                                                       "wechat.app_mau")
     assert (fourth.platform, fourth.kind, fourth.weight, fourth.sigma) == ("all", "upper",
                                                                            0.5, 0.05)
     assert fifth.row == 8 and fifth.value == -10.0  # blank line 7 skipped; growth may fall
@@ -204,6 +204,7 @@ def hand_frame(scale: float = 1.0) -> pd.DataFrame:
         "wechat.miniprogram_dau": dau * scale,
         "wechat.miniprogram_uses_per_dau": uses,
         "wechat.app_users": np.full(len(dates), 1000.0),
+        "wechat.app_mau": np.full(len(dates), 1000.0),
         "wechat.red_envelope_participants": participants,
         "all.spring_festival": (festival > 0).astype(float),
     }, index=pd.DatetimeIndex(dates, name="date"))
@@ -272,8 +273,8 @@ def test_target_outside_the_frame_is_refused(tmp_path):
 
 
 def test_missing_model_column_is_named(tmp_path):
-    frame = hand_frame().drop(columns="wechat.app_users")
-    with pytest.raises(DataError, match="wechat.app_users"):
+    frame = hand_frame().drop(columns="wechat.app_mau")
+    with pytest.raises(DataError, match="wechat.app_mau"):
         simulated_value(frame, hand_targets(tmp_path)[4], {})
 
 
@@ -331,7 +332,8 @@ def test_every_excluded_row_is_in_the_readme_table():
     built = make_targets.build()
     readme = (DATA / "README.md").read_text(encoding="utf-8")
     assert make_targets.excluded_table(built.excluded) in readme
-    figures_rows = sum(1 for _ in (DATA / "reported_figures.csv").open(encoding="utf-8")) - 1
+    figures_rows = sum(sum(1 for _ in path.open(encoding="utf-8")) - 1
+                       for path in make_targets.FIGURE_FILES)
     added = sum(1 for r in built.targets if not r["figures_line"].isdigit())  # seed or note figure
     assert len(built.targets) - added + len(built.excluded) == figures_rows
 

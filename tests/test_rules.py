@@ -92,7 +92,8 @@ def _festival_step(model, year):
 
 def test_certain_red_envelopes_convert_every_friend_of_a_payer():
     model = make({"red_envelope.send_prob": 1.0, "red_envelope.activation_prob": 1.0,
-                  "wechat_pay.organic_weekly": 0.0, "wechat_pay.initial_share": 0.0})
+                  "wechat_pay.organic_weekly": 0.0, "wechat_pay.initial_share": 0.0,
+                  "wechat_pay.max_share": 1.0})
     t = _festival_step(model, 2016)
     model.t = t
     model.update_app_users(t)
@@ -122,7 +123,8 @@ def test_activation_probability_matches_the_closed_form():
     # One festival week: a non-payer with k paying friends converts with 1-(1-qa)^k.
     q, a = 0.5, 0.4
     model = make({"red_envelope.send_prob": q, "red_envelope.activation_prob": a,
-                  "wechat_pay.organic_weekly": 0.0}, agents=40_000)
+                  "wechat_pay.organic_weekly": 0.0, "wechat_pay.max_share": 1.0},
+                 agents=40_000)
     t = _festival_step(model, 2017)
     model.t = t
     model.update_app_users(t)
@@ -391,3 +393,119 @@ def test_a_small_parameter_change_moves_only_users_near_a_threshold():
         differ = np.mean(base.users.active_month[pl] != nudged.users.active_month[pl])
         assert differ < 0.01, (pl, differ)
     assert np.array_equal(base.users.pay["wechat"], nudged.users.pay["wechat"])
+
+
+# --- ceilings of WeChat Pay and red envelopes (rule 2) ------------------------------------
+def test_wechat_pay_saturates_at_its_share_of_wechat_users():
+    share = 0.6
+    model = make({"wechat_pay.max_share": share, "wechat_pay.organic_weekly": 0.2})
+    step_to(model, dt.date(2018, 6, 1))
+    users = model.users
+    wechat = users.app["wechat"]
+    pay = users.pay["wechat"]
+    assert not np.any(pay & (users.cash >= share))  # only those who would ever pay
+    # organic adoption at 20% a week for years reaches all who can: share of WeChat users
+    assert pay[wechat].mean() == pytest.approx(share, abs=0.03)
+
+
+def test_red_envelope_participants_never_exceed_their_share_of_wechat_users():
+    share = 0.5
+    model = make({"red_envelope.max_share": share, "red_envelope.send_prob": 1.0,
+                  "wechat_pay.max_share": 1.0, "wechat_pay.organic_weekly": 0.2})
+    step_to(model, dt.date(2018, 3, 1))
+    frame = model.results()
+    festival = frame[frame["all.spring_festival"] == 1]
+    wechat_people = festival["wechat.app_users"]
+    participants = festival["wechat.red_envelope_participants"]
+    assert (participants <= share * wechat_people * 1.08).all()
+    # with certain sending and every friend paying, nearly all who take part do
+    assert participants.iloc[-1] == pytest.approx(share * wechat_people.iloc[-1], rel=0.08)
+
+
+# --- rule 5: mini programs built and retired ----------------------------------------------
+def test_extra_programs_follow_the_closed_form_of_build_and_retire():
+    b, r = 4.0, 0.5
+    model = make({"programs.extra_per_year_wechat": b, "programs.retire_per_year": r})
+    model.merchants.on["wechat"][:] = True
+    model.merchants.on["wechat"][::2] = False
+    model.reach["wechat"] = 0.5
+    weeks = 300
+    for _ in range(weeks):
+        model.build_programs(0)
+    years = weeks * model.years_per_step
+    expected = b * 0.5 / r * (1 - np.exp(-r * years))
+    extra = model.merchants.extra_programs["wechat"]
+    assert extra[1::2] == pytest.approx(np.full(extra[1::2].size, expected), rel=1e-4)
+    assert not extra[::2].any()  # a merchant off the platform has none there
+
+
+def test_program_count_counts_first_and_extra_programs():
+    model = make({"programs.extra_per_year_wechat": 6.0, "programs.retire_per_year": 0.0})
+    step_to(model, dt.date(2019, 6, 1))
+    model.step()
+    m = model.merchants
+    row = model.results().iloc[-1]
+    expected = (m.on["wechat"].sum() + m.extra_programs["wechat"].sum()) * model.programs_per_agent
+    assert row["wechat.mini_programs_count"] == pytest.approx(expected, rel=1e-5)
+    assert m.extra_programs["wechat"].sum() > m.on["wechat"].sum()  # several per merchant
+
+
+# --- rule 7: lapse and return -------------------------------------------------------------
+def test_share_of_users_not_lapsed_tends_to_return_over_lapse_plus_return():
+    lapse, back = 0.03, 0.01
+    model = make({"users.lapse_weekly_wechat": lapse, "users.return_weekly": back},
+                 agents=20_000, end=dt.date(2025, 12, 31))
+    step_to(model, dt.date(2024, 1, 1))
+    users = model.users
+    ever = users.ever_used["wechat"]
+    assert (~users.lapsed["wechat"][ever]).mean() == pytest.approx(back / (lapse + back), abs=0.03)
+    lapsed = users.lapsed["wechat"]
+    assert not np.any(users.active_today["wechat"] & lapsed)
+
+
+def test_without_lapse_nobody_lapses():
+    model = make({"users.lapse_weekly_wechat": 0.0, "users.lapse_weekly_alipay": 0.0})
+    step_to(model, dt.date(2020, 1, 1))
+    assert not model.users.lapsed["wechat"].any() and not model.users.lapsed["alipay"].any()
+
+
+# --- rule 8: monthly users over the last 30 days -------------------------------------------
+def test_monthly_use_follows_thirty_days_of_a_steady_daily_probability():
+    # every user opens WeChat every day and uses a mini program with probability u
+    u = 0.05
+    model = make({"users.engagement_base": float(np.log(u / (1 - u))),
+                  "users.engagement_sd": 0.0, "users.engagement_catalog": 0.0,
+                  "users.pay_lift": 0.0, "users.habit_per_year": 0.0,
+                  "users.novelty_lift": 0.0, "users.spring_festival_lift": 0.0,
+                  "apps.wechat_daily_open": 1.0}, agents=20_000)
+    step_to(model, dt.date(2018, 10, 1))
+    ever = model.users.ever_used["wechat"]
+    month = model.users.active_month["wechat"][ever].mean()
+    assert month == pytest.approx(1 - (1 - u) ** 30, abs=0.02)
+
+
+def test_monthly_users_stay_raised_for_the_weeks_after_the_festival_week():
+    model = make({"users.spring_festival_lift": 3.0})
+    model.run_model()
+    frame = model.results()
+    mau = frame["wechat.miniprogram_mau"].to_numpy()
+    dau = frame["wechat.miniprogram_dau"].to_numpy()
+    week = int(np.flatnonzero((frame["all.spring_festival"] == 1)
+                              & (frame.index.year == 2019))[0])
+    assert dau[week] > 1.3 * dau[week + 1]  # the daily peak is one week
+    # the month after still holds the festival week's use, then falls back
+    assert mau[week + 3] > mau[week - 1] and mau[week + 3] > mau[week + 5]
+
+
+# --- the 2020 daily-necessities event -------------------------------------------------------
+def test_necessities_lift_daily_use_from_their_start_only():
+    base = {"necessities.use_lift": 1.0, "necessities.start": dt.date(2020, 1, 20)}
+    lifted = make(base)
+    lifted.run_model()
+    off = make({**base, "necessities.enabled": False})
+    off.run_model()
+    a, b = lifted.results(), off.results()
+    before = a.index < "2020-01-14"
+    assert np.array_equal(a.loc[before].to_numpy(), b.loc[before].to_numpy(), equal_nan=True)
+    after = a.index >= "2020-03-01"
+    assert (a.loc[after, "wechat.miniprogram_dau"] > b.loc[after, "wechat.miniprogram_dau"]).all()
