@@ -6,21 +6,27 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
 ``model/params.py``.
 
 1. **App users** (input). User *i* uses app *p* from step ``app_from[p][i]``, drawn so
-   that the expected share of people using *p* follows the logistic curve fitted to the
-   reported app figures, :math:`K_p / (1 + e^{-(y - m_p)/w_p})` over the population.
-   Alipay users pay with Alipay.
+   that the expected share of people using *p* follows the curve fitted to the app
+   figures of the calibration's data (``calibration/app_bases.py``),
+   :math:`K_p (1 + g_p \max(0, y - 2018)) / (1 + e^{-(y - m_p)/w_p})` over the
+   population (``app_curve``; only WeChat's ceiling grows, by *g* =
+   ``apps.wechat_growth_per_year``). Alipay users pay with Alipay; Alipay's monthly app
+   users are its users times ``apps.alipay_monthly_share``.
 
 2. **WeChat Pay and red envelopes.** A WeChat user without WeChat Pay, with
    :math:`k_i` friends who have it, binds a card this week with probability
 
    .. math:: 1 - (1 - h)\,(1 - q\,a)^{k_i}
 
-   where *h* = ``wechat_pay.organic_weekly``, *a* = ``red_envelope.activation_prob``
+   if the user would ever pay by phone (a uniform rank :math:`\chi_i` drawn once below
+   ``wechat_pay.max_share``; no other WeChat user ever binds a card), where *h* =
+   ``wechat_pay.organic_weekly``, *a* = ``red_envelope.activation_prob``
    and the per-tie sending probability *q* is ``send_prob * strength`` in Spring
    Festival week and ``send_prob * strength * everyday_factor`` in other weeks (from
    ``red_envelope.first_year``). Participants in festival week, sender or receiver:
-   :math:`1 - (1 - [\text{pay}_i](1 - (1-q)^{f_i}))\,(1-q)^{k_i}` with :math:`f_i`
-   WeChat friends.
+   :math:`[\chi_i < x]\,(1 - (1 - [\text{pay}_i](1 - (1-q)^{f_i}))\,(1-q)^{k_i})` with
+   :math:`f_i` WeChat friends and *x* = ``red_envelope.max_share``: the share of WeChat
+   users who take part at all.
 
 3. **Traffic sharing.** From ``traffic_sharing.start`` the listed Alibaba apps open one
    after another over ``ramp_weeks``. Users of an opened app can reach Alipay mini
@@ -44,7 +50,18 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
    Alipay's launch every Alipay sector but games is at least ``first_party_catalog``
    covered: Alipay's and Alibaba's own mini programs.
 
-5. **Users discover mini programs** (cross-side effect on users). The catalogue value
+5. **Mini programs built and retired.** A merchant on *p* has its first mini program
+   and :math:`x_{j,p}` extra ones (with the developers who build for it), which follow
+
+   .. math:: \dot x = b_p R_p - r x
+
+   solved exactly over each step, *b* = ``programs.extra_per_year_<p>``, *r* =
+   ``programs.retire_per_year``, :math:`R_p` last week's reach (rule 8); a merchant off *p*
+   has none there. The count of *p*'s mini programs is :math:`\sum_j [\text{on}_{j,p}]
+   (1 + x_{j,p})`. On Alipay, the reach includes the users of the opened Alibaba apps
+   ("develop once, operate on multiple terminals").
+
+6. **Users discover mini programs** (cross-side effect on users). The catalogue value
    of *p* is :math:`V_p = \sum_s n_s c_{p,s}^\gamma`, with :math:`n_s` the sector's
    need weight, :math:`c_{p,s}` the share of the sector's merchants on *p* and
    :math:`\gamma` = ``users.catalog_concavity``. A user who can
@@ -66,11 +83,18 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
    On Alipay's launch day a share ``first_party_coverage`` of Alipay users become
    mini-program users at once.
 
-6. **Users use mini programs.** A mini-program user of *p* uses one on a typical day
-   of the week with probability
+7. **Users lapse and come back.** A user of *p*'s mini programs who has not lapsed
+   lapses this week with probability ``users.lapse_weekly_<p>``; a lapsed user comes
+   back with probability :math:`\rho` = ``users.return_weekly``. Lapsed users use none
+   of *p*'s mini programs, so monthly users fall below the people who have ever used
+   them; the share not lapsed tends to :math:`\rho / (l_p + \rho)`.
+
+8. **Users use mini programs.** A mini-program user of *p* who has not lapsed uses one
+   on a typical day of the week with probability
 
    .. math:: u_{i,p} = O_p\,\sigma(b + g V_p + \ell\,[\text{pays on } p] + \pi_i
-             + h \min(\tau_{i,p}, T) + \nu e^{-\tau_{i,p}/\lambda} + F\,[\text{festival}])
+             + h \min(\tau_{i,p}, T) + \nu e^{-\tau_{i,p}/\lambda} + F\,[\text{festival}]
+             + D\,[t \ge t_D])
 
    the chance :math:`O_p` = ``apps.<p>_daily_open`` that the user opens the app that
    day (in Spring Festival weeks from ``wufu.first_year`` Alipay's is
@@ -81,9 +105,12 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
    :math:`\tau_{i,p}` the years since *i* first used *p*'s mini programs, capped at
    *T* = ``habit_cap_years`` in the habit term; :math:`\nu` = ``novelty_lift`` and
    :math:`\lambda` = ``novelty_years``: a newcomer's extra use, which wears off;
-   *F* = ``spring_festival_lift``), and in the month with probability
-   :math:`1 - (1 - u)^{30}`; one uniform draw per user makes daily users a subset of
-   monthly users. How often a daily user opens mini programs that day (the usage
+   *F* = ``spring_festival_lift``; *D* = ``necessities.use_lift`` from
+   ``necessities.start``, :math:`t_D`: mini programs as daily necessities in 2020),
+   and in the last 30 days with probability
+   :math:`1 - \prod_{k=0}^{3} (1 - u_{i,p,t-k})^{7.5}`, the four weeks' daily
+   probabilities; one uniform draw per user makes daily users a subset of monthly
+   users. How often a daily user opens mini programs that day (the usage
    frequency of the reports) is a separate intensity,
 
    .. math:: n_{i,p} = 1 + e^{k + k_h \min(\tau_{i,p}, T)}\,V_p
@@ -92,7 +119,7 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
    the day plus extra uses that grow with the catalogue and with habit. The output is
    its mean over the day's users.
 
-7. **Record** the outputs of the step, in millions of people (agents times
+9. **Record** the outputs of the step, in millions of people (agents times
    ``people_per_agent``) or millions of mini programs, into one row of a numpy array
    (``results()`` returns them as a frame). A model-level record costs nothing next to
    the rules; mesa's ``DataCollector`` would add about a tenth to a small run.
@@ -273,7 +300,7 @@ class MiniProgramModel(mesa.Model):
         return {app: first + int(round(i * gap)) for i, app in enumerate(apps)}
 
     def _discovery_spread(self) -> np.ndarray | None:
-        """Each user's discovery multiplier :math:`\\theta_i` (rule 5): Gamma-distributed
+        """Each user's discovery multiplier :math:`\\theta_i` (rule 6): Gamma-distributed
         with mean 1 and variance ``users.discovery_spread``, read from the user's
         ``openness`` by its quantile; None when the variance is 0."""
         variance = self.p["users.discovery_spread"]
@@ -439,7 +466,7 @@ class MiniProgramModel(mesa.Model):
         Over a step of length :math:`\Delta` years, a merchant's extra programs on *p*
         follow :math:`\dot x = b_p R_p - r x` exactly:
         :math:`x \leftarrow x e^{-r\Delta} + (b_p R_p / r)(1 - e^{-r\Delta})`, with
-        :math:`R_p` last week's reach (rule 4). A merchant off *p* has none there.
+        :math:`R_p` last week's reach (rule 8). A merchant off *p* has none there.
         """
         m, p = self.merchants, self.p
         retire = p["programs.retire_per_year"]
@@ -454,7 +481,7 @@ class MiniProgramModel(mesa.Model):
             extra[~on] = 0.0
 
     def users_discover(self, t: int) -> None:
-        """Rule 5: users first try mini programs, faster where the catalogue is fuller."""
+        """Rule 6: users first try mini programs, faster where the catalogue is fuller."""
         users, p, rng = self.users, self.p, self.rng
         wufu = self.festival(t) >= p["wufu.first_year"]
         for pl in PLATFORMS:
@@ -548,7 +575,7 @@ class MiniProgramModel(mesa.Model):
                               * self._reach_share(pl, reach & ~month))
 
     def daily_open(self, platform: str, year: int) -> float:
-        """Probability that a user opens the platform's app on a given day (rule 6):
+        """Probability that a user opens the platform's app on a given day (rule 8):
         ``apps.<p>_daily_open``; in a Spring Festival week from ``wufu.first_year``,
         Alipay's is raised by ``wufu.activity_lift`` on the log-odds scale."""
         o = self.p[f"apps.{platform}_daily_open"]
@@ -558,7 +585,7 @@ class MiniProgramModel(mesa.Model):
 
     def _uses_per_daily_user(self, platform: str, tenure: np.ndarray) -> float:
         """Mean uses on a day of use over the day's users, given their years of use
-        ``tenure`` (rule 6, frequency); habit counts up to ``users.habit_cap_years``."""
+        ``tenure`` (rule 8, frequency); habit counts up to ``users.habit_cap_years``."""
         if not tenure.size:
             return np.nan
         p = self.p
@@ -583,7 +610,7 @@ class MiniProgramModel(mesa.Model):
         return (np.count_nonzero(own) + weight * np.count_nonzero(shared)) / n
 
     def record(self, t: int) -> None:
-        """Rule 7: the step's outputs, in millions of people or of mini programs."""
+        """Rule 9: the step's outputs, in millions of people or of mini programs."""
         users, m, out = self.users, self.merchants, self.current
         count = np.count_nonzero
         scale = self.people_per_agent

@@ -111,15 +111,15 @@ PARAMS: tuple[Param, ...] = (
        "million people at 1.1 accounts each) and Alipay's 1,000 million annual users of "
        "June 2020, leaving room for people who use neither; the app curves are capped "
        "at it", 100.0, 3000.0),
-    _p("apps.wechat_ceiling_accounts_millions", 1189.0, "million accounts",
+    _p("apps.wechat_ceiling_accounts_millions", 1244.1, "million accounts",
        "Ceiling of the logistic curve of WeChat monthly active accounts (input).",
-       "fit: logistic fit to the reported wechat app_mau rows 2013-2018 "
-       "(python -m calibration.app_bases)",
+       "fit: calibration/app_bases.py to the app figures of calibration/data/targets.csv "
+       "(python -m calibration.app_bases); mpsim calibrate refits it to its data",
        100.0, 3000.0),
-    _p("apps.wechat_midpoint_year", 2015.43, "decimal year",
+    _p("apps.wechat_midpoint_year", 2015.557, "decimal year",
        "Midpoint of the WeChat account curve.",
        "fit: calibration/app_bases.py", 2010.0, 2025.0),
-    _p("apps.wechat_scale_years", 1.449, "years",
+    _p("apps.wechat_scale_years", 1.660, "years",
        "Time scale of the WeChat account curve (1/slope of the logistic).",
        "fit: calibration/app_bases.py", 0.1, 10.0),
     _p("apps.wechat_accounts_per_person", 1.10, "accounts per person",
@@ -127,15 +127,16 @@ PARAMS: tuple[Param, ...] = (
        "accounts into people.",
        "reported: 1,098 million accounts at end-2018 against 'about 1 billion users' (seed 000)",
        1.0, 2.0),
-    _p("apps.alipay_ceiling_millions", 900.0, "million people",
+    _p("apps.alipay_ceiling_millions", 1250.0, "million people",
        "Ceiling of the logistic curve of Alipay users in China (input).",
-       "assumption: the Alipay series has too few points to fit a ceiling; 900 million "
-       "is above the 700 million Chinese users reported for 2018-09 and 2018-12", 100.0, 3000.0),
-    _p("apps.alipay_midpoint_year", 2017.26, "decimal year",
+       "fit: calibration/app_bases.py to the Alipay app figures to June 2020 (it reaches "
+       "the cap, population.people_millions, as 1,000 million annual users by June 2020 "
+       "require); with too few figures to pin a ceiling, the fit keeps this value as an "
+       "assumption", 100.0, 3000.0),
+    _p("apps.alipay_midpoint_year", 2018.194, "decimal year",
        "Midpoint of the Alipay user curve.",
-       "fit: logistic with the ceiling fixed, to reported alipay app_users "
-       "(calibration/app_bases.py)", 2010.0, 2025.0),
-    _p("apps.alipay_scale_years", 1.487, "years",
+       "fit: calibration/app_bases.py", 2010.0, 2025.0),
+    _p("apps.alipay_scale_years", 1.727, "years",
        "Time scale of the Alipay user curve.",
        "fit: calibration/app_bases.py", 0.1, 10.0),
     _p("apps.wechat_growth_per_year", 0.0, "share per year",
@@ -145,7 +146,7 @@ PARAMS: tuple[Param, ...] = (
        "rising after its S-curve is followed rather than flattened.",
        "fit: calibration/app_bases.py, to the app figures of the calibration's data",
        0.0, 0.2),
-    _p("apps.alipay_monthly_share", 0.711, "share of Alipay users",
+    _p("apps.alipay_monthly_share", 0.719, "share of Alipay users",
        "Share of the people using Alipay (annual users, alipay.app_users) who open it "
        "in a given month (the output alipay.app_mau).",
        "reported: 711 million monthly against 1,000 million annual active users, June "
@@ -188,11 +189,12 @@ PARAMS: tuple[Param, ...] = (
        "Alipay mini programs open to users (official launch).",
        "reported: launch of the mini-program unit September 2018 with 120 million "
        "daily users (Financial IT 2019-01-29); seed 002 says 'mid-2018'", kind="date"),
-    _p("alipay.beta_access", 0.05, "share of merchants",
+    _p("alipay.beta_access", 0.27, "share of merchants",
        "Share of merchants admitted to build during Alipay's beta, before the launch to "
        "users; the rest may build from the launch.",
-       "assumption: about 60 mini programs in October 2017 (Medium) and 20,000 at launch "
-       "(Global Times, tier B) out of millions of Alipay merchants", 0.0, 1.0),
+       "calibrated: 0.27 in calibration 20261202T040247Z, which it hardly moved; held "
+       "fixed since as an assumption (about 60 mini programs in October 2017, Medium, and "
+       "20,000 at launch, Global Times, tier B)", 0.0, 1.0),
     _p("alipay.first_party_coverage", 0.45, "share of Alipay users",
        "Share of Alipay users counted as mini-program users on launch day because "
        "Alipay turned its own functions into mini programs.",
@@ -318,8 +320,10 @@ PARAMS: tuple[Param, ...] = (
        "to habit_cap_years (usage frequency).",
        "assumption; calibrated against the reported 54% rise in average daily usage "
        "frequency in 2018 (seed 000)", 0.0, 5.0),
-    _p("users.habit_cap_years", 2.0, "years",
+    _p("users.habit_cap_years", 4.6, "years",
        "Years of use after which habit stops growing (in daily use and in uses per day).",
+       "calibrated: 4.6 years in calibration 20261202T040247Z (fitted to the figures to "
+       "February 2019), where it changed no fitted figure; held fixed since as an "
        "assumption", 0.0, 20.0),
     _p("users.pay_lift", 0.5, "log-odds",
        "Lift in daily mini-program use for users who pay on that platform: payment "
