@@ -61,6 +61,18 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_ensemble_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--draws", type=_positive_int, metavar="D",
+                        help="parameter sets drawn from the posterior ensemble; the run is D "
+                             "draws x N replicates (default: the scenario's [run] draws)")
+    parser.add_argument("--point", action="store_true",
+                        help="run the calibration's best point alone instead of the ensemble "
+                             "(bands then show the model's own noise only)")
+    parser.add_argument("--ensemble", type=Path, metavar="FILE|DIR",
+                        help="ensemble file, or a calibration folder with ensemble.csv "
+                             "(default: the shipped model/ensemble.csv)")
+
+
 def cmd_list(args) -> int:
     from . import scenarios
 
@@ -91,9 +103,12 @@ def cmd_run(args) -> int:
 
     scenario = scenarios.load(args.scenario)
     result = run_scenario(scenario, replicates=args.replicates, seed=args.seed,
-                          agents=args.agents, workers=args.workers, dask_address=args.dask,
+                          agents=args.agents, draws=args.draws, point=args.point,
+                          ensemble=args.ensemble, workers=args.workers, dask_address=args.dask,
                           out=args.out, progress=not args.quiet)
-    print(f"{scenario.name}: {result.run['replicates']} replicates x "
+    what = ("the best point" if result.plan.ensemble is None or args.point
+            else f"{result.run['draws']} ensemble draws")
+    print(f"{scenario.name}: {what} x {result.run['replicates']} replicates x "
           f"{result.run['agents']:,} user agents written to {result.path}")
     _print_headline(result.path)
     return 0
@@ -108,7 +123,7 @@ def _print_headline(folder: Path) -> None:
     rows = summary[(summary["date"] == last) & summary["output"].isin([
         "wechat.miniprogram_dau", "alipay.miniprogram_dau", "alipay.miniprogram_dau_share",
         "wechat.miniprogram_users_cumulative", "alipay.miniprogram_users_cumulative"])]
-    print(f"at {last} (mean, 90% interval over replicates):")
+    print(f"at {last} (mean, 90% interval over every draw and replicate):")
     for _, row in rows.iterrows():
         print(f"  {row['output']:40s} {row['mean']:10.3g}  [{row['p05']:.3g}, {row['p95']:.3g}]"
               f"  {row['unit']}")
@@ -118,6 +133,7 @@ def cmd_compare(args) -> int:
     from .runner import compare
 
     folder = compare(args.items, replicates=args.replicates, seed=args.seed, agents=args.agents,
+                     draws=args.draws, point=args.point, ensemble=args.ensemble,
                      workers=args.workers, dask_address=args.dask, out=args.out,
                      progress=not args.quiet)
     print(f"comparison written to {folder}")
@@ -188,22 +204,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_params)
 
     p = sub.add_parser("run", help="run a scenario and write its results folder",
-                       description="Run a scenario's replicates in parallel and write "
+                       description="Run a scenario over the posterior ensemble (draws x "
+                                   "replicates, in parallel; --point for the best point alone) "
+                                   "and write "
                                    "results/<scenario>/<run-id>/ with the time series, a "
                                    "summary, a manifest and plots. Never overwrites a run.")
     p.add_argument("scenario", metavar="NAME|PATH",
                    help="a shipped scenario name (see 'mpsim list') or a .toml file")
     _add_run_flags(p)
+    _add_ensemble_flags(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("compare", help="compare scenarios, paired by replicate",
+    p = sub.add_parser("compare", help="compare scenarios, paired by draw and replicate",
                        description="Run scenarios (or load finished run folders) with the same "
-                                   "replicate seeds and write results/compare/<id>/ with overlay "
+                                   "ensemble draws and replicate seeds and write results/compare/<id>/ with overlay "
                                    "plots and each scenario's difference from the first.")
     p.add_argument("items", nargs="+", metavar="NAME|PATH|RUN_DIR",
                    help="scenario names, scenario files or finished run folders; the first is "
                         "the reference")
     _add_run_flags(p)
+    _add_ensemble_flags(p)
     p.set_defaults(func=cmd_compare)
 
     for name, help_text, description in (

@@ -504,7 +504,9 @@ def defaults() -> dict[str, Any]:
 RUN_SETTINGS: dict[str, tuple[type, float, float, Any, str]] = {
     "agents": (int, 100, 50_000_000, 100_000, "user agents"),
     "merchant_agents": (int, 100, 5_000_000, 20_000, "merchant agents"),
-    "replicates": (int, 1, 10_000, 10, "replicate runs with different seeds"),
+    "replicates": (int, 1, 10_000, 2, "replicate runs with different seeds, per draw"),
+    "draws": (int, 1, 10_000, 20, "parameter sets drawn from the posterior ensemble; a "
+                                  "run is draws x replicates model runs"),
     "seed": (int, 0, 2**63 - 1, 20190109, "root seed of the replicate seeds"),
     "start": ("date", 0, 0, dt.date(2014, 1, 1), "first simulated day"),
     "end": ("date", 0, 0, dt.date(2025, 12, 31), "last simulated day"),

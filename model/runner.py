@@ -2,8 +2,10 @@
 
 A run writes ``<out>/<scenario>/<run-id>/``:
 
-* ``series.csv``   every output at every weekly step, one row per (replicate, date);
-* ``summary.csv``  key outcomes at key dates: mean and 90% interval over replicates;
+* ``series.csv``   every output at every weekly step, one row per (draw, replicate, date);
+* ``summary.csv``  key outcomes at key dates: mean, median and 90% posterior-predictive
+  interval over every run, and the variance split into the part from the parameters
+  (between draws) and the part from the model's own noise (between replicates);
 * ``manifest.json`` what produced it: scenario, resolved parameters, seeds, versions,
   git commit, command line, start time and wall time;
 * ``*.png``        the plots (``model/plots.py``), redrawn any time by ``mpsim plot``.
@@ -12,9 +14,19 @@ The folder is written under a hidden ``.partial`` name and renamed only when
 complete, so a failed or interrupted run leaves nothing that looks finished, and an
 existing run is never overwritten.
 
-Replicate seeds come from ``numpy.random.SeedSequence(seed).spawn(replicates)``: the
-same root seed gives the same replicate seeds in every scenario, so comparisons
-between scenarios are paired replicate by replicate.
+**Draws.** By default a run draws ``draws`` parameter sets from the posterior ensemble
+(``model/ensemble.py``; the shipped one is ``model/ensemble.csv``) and runs each with
+``replicates`` seeds: ``draws x replicates`` model runs, whose spread is the
+posterior-predictive spread (what the data leave open plus the model's noise). A
+scenario's own overrides are applied over the drawn values, so its levers hold in every
+draw. ``point=True`` (``--point``) runs the calibration's best point alone, as the
+parameter defaults carry it (``model/calibrated.toml``); so does a run when no ensemble
+is shipped, and its manifest says so.
+
+Seeds come from ``numpy.random.SeedSequence(seed).spawn(draws * replicates)``, run
+``d * replicates + r`` taking child ``d * replicates + r``, and the draws from the seed
+too (``Ensemble.draw``): the same root seed gives the same members and seeds in every
+scenario, so comparisons are paired draw by draw and replicate by replicate.
 """
 
 from __future__ import annotations
@@ -34,8 +46,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import ensemble as ensembles
 from . import executor as executors
-from .errors import ResultsExistError
+from .errors import MpsimError, ResultsExistError
 from .model import OUTPUTS, simulate
 from .params import PARAMS, check_run_setting
 from .scenarios import Scenario
@@ -48,6 +61,53 @@ UNITS = {name: unit for name, unit, _ in OUTPUTS}
 def replicate_seeds(seed: int, replicates: int) -> list[np.random.SeedSequence]:
     """The replicate seeds of a run: children of one root ``SeedSequence``."""
     return np.random.SeedSequence(seed).spawn(replicates)
+
+
+@dataclass(frozen=True)
+class DrawPlan:
+    """Which parameter sets a run uses: ``members[d]`` is draw ``d``'s ensemble member
+    (``None`` for the point run), ``values[d]`` its parameter values."""
+
+    members: list[int | None]
+    values: list[dict[str, float]]
+    ensemble: ensembles.Ensemble | None
+
+    def describe(self) -> dict[str, Any]:
+        if self.ensemble is None:
+            return {"point": True, "source": "parameter defaults (model/calibrated.toml)",
+                    "draws": 1}
+        ens = self.ensemble
+        return {"point": False, "source": ens.source, "members_in_file": len(ens),
+                "effective_size": round(ens.effective_size(), 1), "draws": len(self.members),
+                "members": self.members, "parameters": list(ens.names),
+                "sampling": "systematic resampling of the weights (model.ensemble.Ensemble.draw)"}
+
+
+def plan_draws(run: dict[str, Any], *, point: bool = False,
+               ensemble: str | Path | ensembles.Ensemble | None = None) -> DrawPlan:
+    """The draws of a run: ``run['draws']`` members of the ensemble, or the point.
+
+    ``ensemble`` is an ensemble, an ensemble file, or a calibration folder holding
+    ``ensemble.csv``; None means the shipped one. With ``point`` the run uses the
+    ensemble's best member if an ensemble is given, else the parameter defaults.
+    """
+    if isinstance(ensemble, (str, Path)):
+        path = Path(ensemble)
+        ensemble = ensembles.read(path / "ensemble.csv" if path.is_dir() else path)
+    given = ensemble is not None
+    if ensemble is None and not point:
+        ensemble = ensembles.load()
+    if ensemble is None or (point and not given):
+        return DrawPlan([None], [{}], None)
+    if point:
+        return DrawPlan([ensemble.best], [ensemble.overrides(ensemble.best)], ensemble)
+    members = ensemble.draw(run["draws"], run["seed"])
+    return DrawPlan(members, [ensemble.overrides(m) for m in members], ensemble)
+
+
+def run_labels(plan: DrawPlan, run: dict[str, Any]) -> list[tuple[int, int]]:
+    """(draw, replicate) of every model run, in task order."""
+    return [(d, r) for d in range(len(plan.members)) for r in range(run["replicates"])]
 
 
 def _replicate(task: tuple[dict, dict, np.random.SeedSequence]) -> pd.DataFrame:
@@ -66,16 +126,25 @@ def run_settings(scenario: Scenario, **given: Any) -> dict[str, Any]:
 
 
 def simulate_replicates(scenario: Scenario, run: dict[str, Any], pool, *,
-                        progress: bool = True) -> list[pd.DataFrame]:
-    """Every replicate's output frame, in replicate order."""
-    seeds = replicate_seeds(run["seed"], run["replicates"])
-    tasks = [(scenario.overrides, run, s) for s in seeds]
+                        progress: bool = True, plan: DrawPlan | None = None
+                        ) -> list[pd.DataFrame]:
+    """Every run's output frame, draw by draw and replicate by replicate within a draw."""
+    plan = plan or DrawPlan([None], [{}], None)
+    labels = run_labels(plan, run)
+    seeds = replicate_seeds(run["seed"], len(labels))
+    tasks = [({**plan.values[d], **scenario.overrides}, run, seed)
+             for (d, _), seed in zip(labels, seeds)]
     return executors.run_tasks(_replicate, tasks, pool, desc=scenario.name, progress=progress)
 
 
-def stack(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Replicate frames as one long frame with a ``replicate`` column."""
-    return pd.concat([f.assign(replicate=i) for i, f in enumerate(frames)]).reset_index()
+def stack(frames: list[pd.DataFrame], labels: list[tuple[int, int]] | None = None,
+          members: list[int | None] | None = None) -> pd.DataFrame:
+    """Run frames as one long frame with ``draw``, ``member`` and ``replicate`` columns."""
+    labels = labels or [(0, i) for i in range(len(frames))]
+    members = members or [None]
+    parts = [f.assign(draw=d, member=-1 if members[d] is None else members[d], replicate=r)
+             for f, (d, r) in zip(frames, labels)]
+    return pd.concat(parts).reset_index()
 
 
 def key_steps(frame: pd.DataFrame) -> list[int]:
@@ -89,23 +158,54 @@ def key_steps(frame: pd.DataFrame) -> list[int]:
     return sorted(set(steps))
 
 
-def summarise(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Mean and 90% interval over replicates of every output at the key dates."""
-    cube = np.stack([f.to_numpy() for f in frames])  # replicate x step x output
+def variance_split(values: np.ndarray, draws: np.ndarray) -> tuple[float, float]:
+    """The law of total variance over runs grouped by draw: (parameters, replicates).
+
+    ``Var Y = Var E[Y | draw] + E Var[Y | draw]``, estimated as in a one-way ANOVA: the
+    replicates' part is the mean within-draw variance (ddof 1), the parameters' part the
+    variance of the draw means less the replicates' part over the replicates per draw
+    (at least 0). Either is NaN where it cannot be estimated (one replicate per draw;
+    one draw).
+    """
+    groups = [values[draws == d] for d in np.unique(draws)]
+    groups = [g for g in groups if g.size]
+    sizes = np.array([g.size for g in groups])
+    within = (float(np.mean([g.var(ddof=1) for g in groups if g.size > 1]))
+              if (sizes > 1).any() else np.nan)
+    if len(groups) < 2:
+        return np.nan, within
+    means = np.array([g.mean() for g in groups])
+    between = float(means.var(ddof=1)) - (0.0 if np.isnan(within) else within / sizes.mean())
+    return max(between, 0.0), within
+
+
+def summarise(frames: list[pd.DataFrame],
+              labels: list[tuple[int, int]] | None = None) -> pd.DataFrame:
+    """Every output at the key dates: mean, median and 90% interval over all runs, and
+    its variance split into parameters (between draws) and replicates."""
+    cube = np.stack([f.to_numpy() for f in frames])  # run x step x output
+    draws = np.array([d for d, _ in (labels or [(0, i) for i in range(len(frames))])])
     index = frames[0].index
     rows = []
     festival = frames[0]["all.spring_festival"].to_numpy() == 1
     for j, name in enumerate(frames[0].columns):
         for i in key_steps(frames[0]):
-            values = cube[:, i, j]
-            values = values[~np.isnan(values)]
+            column = cube[:, i, j]
+            keep = ~np.isnan(column)
+            values = column[keep]
             if not values.size:
                 continue
+            from_params, from_replicates = variance_split(values, draws[keep])
+            total = from_params + from_replicates
             rows.append({"output": name, "unit": UNITS.get(name, ""),
                          "date": index[i].date().isoformat(),
                          "spring_festival_week": bool(festival[i]),
                          "mean": values.mean(), "p05": np.quantile(values, 0.05),
-                         "p95": np.quantile(values, 0.95), "replicates": values.size})
+                         "p50": np.quantile(values, 0.5), "p95": np.quantile(values, 0.95),
+                         "var_parameters": from_params, "var_replicates": from_replicates,
+                         "share_from_parameters": (from_params / total
+                                                   if total > 0 else np.nan),
+                         "draws": len(np.unique(draws[keep])), "runs": values.size})
     return pd.DataFrame(rows)
 
 
@@ -151,10 +251,10 @@ def manifest(scenario: Scenario, run: dict[str, Any], started: dt.datetime, wall
         "description": scenario.description,
         "run": run,
         "seeds": {"root": run["seed"],
-                  "replicates": "numpy.random.SeedSequence(root).spawn(replicates); "
-                                "replicate i uses child i",
-                  "spawn_keys": [list(s.spawn_key) for s in replicate_seeds(run["seed"],
-                                                                            run["replicates"])]},
+                  "runs": "numpy.random.SeedSequence(root).spawn(draws x replicates); "
+                          "draw d, replicate r uses child d x replicates + r",
+                  "spawn_keys": [list(s.spawn_key) for s in replicate_seeds(
+                      run["seed"], run.get("runs", run["replicates"]))]},
         "overrides": scenario.overrides,
         "parameters": params,
         "parameter_sources": {p.name: p.source for p in PARAMS},
@@ -183,6 +283,8 @@ class RunResult:
     path: Path
     frames: list[pd.DataFrame]
     run: dict[str, Any]
+    labels: list[tuple[int, int]] | None = None
+    plan: DrawPlan | None = None
 
 
 def write_atomically(final: Path, write) -> Path:
@@ -208,40 +310,50 @@ def write_atomically(final: Path, write) -> Path:
 
 
 def run_scenario(scenario: Scenario, *, replicates: int | None = None, seed: int | None = None,
-                 agents: int | None = None, workers: int | None = None,
-                 dask_address: str | None = None, out: Path | None = None,
-                 plots: bool = True, progress: bool = True, pool=None) -> RunResult:
-    """Run a scenario's replicates and write its results folder; return where.
+                 agents: int | None = None, draws: int | None = None, point: bool = False,
+                 ensemble: str | Path | ensembles.Ensemble | None = None,
+                 workers: int | None = None, dask_address: str | None = None,
+                 out: Path | None = None, plots: bool = True, progress: bool = True,
+                 pool=None) -> RunResult:
+    """Run a scenario over the ensemble's draws (or its best point) and write its
+    results folder; return where.
 
     ``pool`` is an open executor (``model.executor.executor``) to share between
     several runs; without it the run opens its own.
     """
-    run = run_settings(scenario, replicates=replicates, seed=seed, agents=agents)
+    run = run_settings(scenario, replicates=replicates, seed=seed, agents=agents, draws=draws)
+    plan = plan_draws(run, point=point, ensemble=ensemble)
+    labels = run_labels(plan, run)
+    run["draws"], run["runs"] = len(plan.members), len(labels)
     started = dt.datetime.now(dt.timezone.utc)
     clock = time.perf_counter()
     if pool is None:
-        with executors.executor(min(workers or executors.default_workers(), run["replicates"]),
+        with executors.executor(min(workers or executors.default_workers(), len(labels)),
                                 dask_address) as own_pool:
-            frames = simulate_replicates(scenario, run, own_pool, progress=progress)
+            frames = simulate_replicates(scenario, run, own_pool, progress=progress, plan=plan)
     else:
-        frames = simulate_replicates(scenario, run, pool, progress=progress)
+        frames = simulate_replicates(scenario, run, pool, progress=progress, plan=plan)
     wall = time.perf_counter() - clock
     final = new_run_dir((out or RESULTS_DIR) / scenario.name, started)
 
     def write(folder: Path) -> None:
-        stack(frames).to_csv(folder / "series.csv", index=False, float_format="%.6g")
-        summarise(frames).to_csv(folder / "summary.csv", index=False, float_format="%.6g")
-        info = manifest(scenario, run, started, wall, {"run_id": final.name})
+        stack(frames, labels, plan.members).to_csv(folder / "series.csv", index=False,
+                                                   float_format="%.6g")
+        summarise(frames, labels).to_csv(folder / "summary.csv", index=False,
+                                         float_format="%.6g")
+        info = manifest(scenario, run, started, wall, {"run_id": final.name,
+                                                       "ensemble": plan.describe()})
         (folder / "manifest.json").write_text(json.dumps(info, indent=2, default=_json_default))
         if plots:
             from .plots import plot_run
             plot_run(folder)
 
-    return RunResult(write_atomically(final, write), frames, run)
+    return RunResult(write_atomically(final, write), frames, run, labels, plan)
 
 
 def paired_differences(runs: list[tuple[str, list[pd.DataFrame]]]) -> pd.DataFrame:
-    """Each scenario minus the first, replicate by replicate, at the key dates."""
+    """Each scenario minus the first, run by run (same draw, same seed), at the key dates:
+    the median effect, its 50% and 90% intervals and the probability it is above zero."""
     base_name, base = runs[0]
     index = base[0].index
     positions = key_steps(base[0])
@@ -256,23 +368,35 @@ def paired_differences(runs: list[tuple[str, list[pd.DataFrame]]]) -> pd.DataFra
                 values = diff[:, i][~np.isnan(diff[:, i])]
                 if not values.size:
                     continue
+                p05, p25, p50, p75, p95 = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
                 rows.append({"scenario": name, "baseline": base_name, "output": column,
                              "unit": UNITS.get(column, ""), "date": index[i].date().isoformat(),
-                             "mean_difference": values.mean(),
-                             "p05": np.quantile(values, 0.05), "p95": np.quantile(values, 0.95),
-                             "replicates": values.size})
+                             "mean_difference": values.mean(), "median": p50,
+                             "p05": p05, "p25": p25, "p75": p75, "p95": p95,
+                             "prob_above_zero": float(np.mean(values > 0)),
+                             "runs": values.size})
     return pd.DataFrame(rows)
 
 
+def _members_of(info: dict[str, Any]) -> tuple[Any, ...]:
+    """What a run's draws were, as saved in its manifest (for pairing)."""
+    ens = info.get("ensemble") or {"point": True}
+    if ens.get("point") and "members" not in ens:
+        return ("point",)
+    return (ens.get("source"), tuple(ens.get("members", ())))
+
+
 def compare(items: list[str | Path], *, replicates: int | None = None, seed: int | None = None,
-            agents: int | None = None, workers: int | None = None,
+            agents: int | None = None, draws: int | None = None, point: bool = False,
+            ensemble: str | Path | None = None, workers: int | None = None,
             dask_address: str | None = None, out: Path | None = None,
             progress: bool = True) -> Path:
     """Compare scenarios (run now, each saved as a run) or finished run folders.
 
-    Runs are paired by replicate: they must share the root seed, replicate count and
-    agent count. Writes ``<out>/compare/<id>/`` with the paired differences at key
-    dates and the overlay and difference plots.
+    Runs are paired draw by draw and replicate by replicate: they must share the root
+    seed, the ensemble members drawn, the replicate count and the agent count. Writes
+    ``<out>/compare/<id>/`` with the paired differences at key dates (median effect,
+    50% and 90% intervals, probability above zero) and the overlay and difference plots.
     """
     from . import scenarios as scenario_files
     from .errors import MpsimError
@@ -283,15 +407,27 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
     started = dt.datetime.now(dt.timezone.utc)
     # (name, label for messages, finished run folder or None, scenario or None, settings)
     plans: list[tuple[str, str, Path | None, Scenario | None, dict[str, Any]]] = []
+    members: list[tuple[Any, ...]] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            run = read_manifest(path)["run"]
+            info = read_manifest(path)
+            run = info["run"]
             plans.append((path.parent.name, f"run folder {path}", path, None, run))
+            members.append(_members_of(info))
         else:
             scenario = scenario_files.load(item)
-            run = run_settings(scenario, replicates=replicates, seed=seed, agents=agents)
+            run = run_settings(scenario, replicates=replicates, seed=seed, agents=agents,
+                               draws=draws)
+            plan = plan_draws(run, point=point, ensemble=ensemble)
+            run["draws"] = len(plan.members)
             plans.append((scenario.name, f"scenario {scenario.name}", None, scenario, run))
+            members.append(_members_of({"ensemble": plan.describe()}))
+    for plan, drawn in zip(plans[1:], members[1:]):
+        if drawn != members[0]:
+            raise MpsimError(f"compare: {plan[1]} and {plans[0][1]} were drawn from different "
+                             "ensembles or members (or one is a --point run); paired "
+                             "comparison needs the same ensemble, --draws and --seed")
     paired = ("seed", "replicates", "agents", "start", "end")
     settings = [{k: plan[4][k] for k in paired} for plan in plans]
     # as text: a run folder's manifest holds the dates as text
@@ -304,7 +440,8 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
                              "horizon ([run] start and end)")
     runs: list[tuple[str, list[pd.DataFrame]]] = []
     sources: list[str] = []
-    n_tasks = max([plan[4]["replicates"] for plan in plans if plan[3] is not None] or [1])
+    n_tasks = max([plan[4]["replicates"] * plan[4]["draws"] for plan in plans
+                   if plan[3] is not None] or [1])
     with executors.executor(min(workers or executors.default_workers(), n_tasks),
                             dask_address) as pool:
         for name, _, path, scenario, _ in plans:
@@ -313,6 +450,7 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
                 sources.append(str(path))
             else:
                 result = run_scenario(scenario, replicates=replicates, seed=seed, agents=agents,
+                                      draws=draws, point=point, ensemble=ensemble,
                                       out=out, progress=progress, pool=pool)
                 frames = result.frames
                 sources.append(str(result.path))
@@ -348,10 +486,14 @@ def read_manifest(folder: Path) -> dict[str, Any]:
 
 
 def load_run(folder: Path) -> tuple[dict[str, Any], list[pd.DataFrame]]:
-    """A run folder's manifest and its replicate frames (date-indexed)."""
+    """A run folder's manifest and its run frames (date-indexed), in draw then
+    replicate order (a folder without a ``draw`` column is one draw)."""
     folder = Path(folder)
     info = read_manifest(folder)
     long = pd.read_csv(folder / "series.csv", parse_dates=["date"])
-    frames = [g.drop(columns="replicate").set_index("date")
-              for _, g in long.groupby("replicate", sort=True)]
+    if "draw" not in long.columns:
+        long["draw"] = 0
+    label_columns = [c for c in ("draw", "member", "replicate") if c in long.columns]
+    frames = [g.drop(columns=label_columns).set_index("date")
+              for _, g in long.groupby(["draw", "replicate"], sort=True)]
     return info, frames

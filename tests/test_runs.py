@@ -96,7 +96,7 @@ def test_a_folder_being_written_by_another_run_is_left_alone(tmp_path):
 def test_a_failed_run_leaves_nothing_that_looks_finished(tmp_path, monkeypatch):
     import model.runner as runner
 
-    def broken(folder):
+    def broken(*args):
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(runner, "summarise", broken)
