@@ -48,7 +48,6 @@ import os
 import shutil
 import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +60,7 @@ from tqdm.auto import tqdm
 from model import executor as executors
 from model import scenarios
 from model.errors import MpsimError, ParameterError
+from model.inputs import read_toml
 from model.model import simulate
 from model.params import BY_NAME, _closest, check_param, resolve
 from model.runner import RESULTS_DIR, _json_default, git_commit, new_run_dir, versions
@@ -137,12 +137,7 @@ def load_config(path: str | Path | None = None, *, data: str | Path | None = Non
                 budget: int | None = None) -> CalibrationConfig:
     """Read and check a calibration file; ``data`` and ``budget`` override it."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise MpsimError(f"{path}: no such calibration file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise MpsimError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path, "calibration file")
     values: dict[str, Any] = {}
     for key, value in raw.items():
         kind = _CONFIG_KEYS.get(key)
@@ -729,7 +724,7 @@ def build_objective(config: CalibrationConfig):
     parameters ``x`` (in the order of ``objective.names``); ``loaded.unused`` lists the
     data rows it cannot use, with why.
     """
-    scenario = scenarios.load(config.scenario)
+    scenario = scenarios.load(config.scenario, where=f"{config.path}: scenario")
     loaded = load_targets(config.data, start=scenario.run["start"], end=scenario.run["end"])
     targets = []
     for t in loaded.targets:
@@ -744,7 +739,11 @@ def build_objective(config: CalibrationConfig):
     targets, too_small = split_by_resolution(targets, scenario.params, config)
     loaded.unused.extend(too_small)
     if not targets:
-        raise MpsimError(f"{config.data}: no target of the series {config.series} to fit")
+        chosen = (f"series = {config.series}" if config.series is not None
+                  else f"exclude_series = {config.exclude_series}")
+        raise MpsimError(f"{config.path}: no target of {config.data} left to fit with "
+                         f"{chosen} ({len(loaded.unused)} rows left out; each is listed "
+                         "with why in a calibration's manifest)")
     names = list(config.free)
     bounds = [config.free[n] for n in names]
     run = {"agents": config.agents, "merchant_agents": config.merchant_agents,

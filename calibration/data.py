@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -75,6 +76,7 @@ import pandas as pd
 
 from model import calendar
 from model.errors import DataError
+from model.inputs import read_text
 from model.params import BY_NAME
 
 #: Platforms a target may name; ``all`` is for measures of both platforms together.
@@ -283,12 +285,18 @@ def parse_date(text: str) -> dt.date | None:
         return None
 
 
+#: A number as a person writes it in a CSV: digits, an optional point and exponent.
+#: ``float`` alone would also take ``1_000``, ``inf``, ``nan`` and non-ASCII digits.
+_NUMBER_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$", re.ASCII)
+
+
 def parse_number(text: str) -> float | None:
-    """A finite float, or None."""
-    try:
-        value = float(text)
-    except ValueError:
+    """A finite float written as plain decimal digits (``12``, ``-0.5``, ``1e3``), or
+    None (``1_000``, ``1,000``, ``inf`` and ``nan`` are None)."""
+    text = text.strip()
+    if not _NUMBER_RE.match(text):
         return None
+    value = float(text)
     return value if math.isfinite(value) else None
 
 
@@ -361,6 +369,28 @@ def _read_row(path: Path, line: int, cells: Mapping[str, str], start: dt.date,
                   label=f"{platform} {series} {cells['date']}")
 
 
+class _Reader:
+    """``csv.reader`` whose own errors (a cell over the size limit, a stray NUL) become
+    a one-line DataError naming the line."""
+
+    def __init__(self, path: Path, handle):
+        self.path, self._reader = path, csv.reader(handle)
+
+    @property
+    def line_num(self) -> int:
+        return self._reader.line_num
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> list[str]:
+        try:
+            return next(self._reader)
+        except csv.Error as exc:
+            raise DataError(f"{self.path}: line {self._reader.line_num + 1}: not a valid CSV "
+                            f"row: {exc}") from None
+
+
 def load_targets(path: str | Path, *, start: dt.date, end: dt.date) -> LoadedTargets:
     """Read a targets file; every row becomes a Target or an unused entry, or fails.
 
@@ -368,11 +398,9 @@ def load_targets(path: str | Path, *, start: dt.date, end: dt.date) -> LoadedTar
     since the model has no value there. Raises DataError for the file's first bad row.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; expected a CSV of targets with columns "
-                        f"{', '.join(REQUIRED_COLUMNS)}")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle)
+    text = read_text(path, "targets file (CSV)", DataError)
+    with io.StringIO(text, newline="") as handle:
+        reader = _Reader(path, handle)
         header = next(reader, None)
         if header is None or not any(h.strip() for h in header):
             raise DataError(f"{path}: the file is empty; expected a header line with "

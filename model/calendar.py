@@ -46,7 +46,15 @@ STEP_DAYS = 7
 
 
 def week_starts(start: dt.date, end: dt.date) -> list[dt.date]:
-    """First day of every weekly step from ``start`` up to and including ``end``."""
+    """First day of every weekly step from ``start`` up to and including ``end``.
+
+    An ``end`` before ``start`` is refused with a one-line ParameterError (a run of no
+    weeks has no outputs to read)."""
+    if end < start:
+        from .errors import ParameterError
+
+        raise ParameterError(f"run.end {end} is before run.start {start}; expected an end "
+                             "after the start")
     n = (end - start).days // STEP_DAYS + 1
     return [start + dt.timedelta(days=STEP_DAYS * i) for i in range(n)]
 

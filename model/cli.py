@@ -9,18 +9,21 @@
     mpsim calibrate [--config FILE]    fit parameters to reported figures
     mpsim plot RUN_DIR                 redraw a run's plots from its saved files
 
-User mistakes end with a one-line message and exit status 2.
+User mistakes end with a one-line message and exit status 2. Ctrl-C (SIGINT), SIGTERM
+and SIGHUP end a command with one line saying what was kept, after its clean-up has
+run, and exit status 128 + the signal's number (130, 143, 129).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import textwrap
 from pathlib import Path
 
-from .errors import MpsimError
+from .errors import Interrupted, MpsimError
 
 
 def _positive_int(text: str) -> int:
@@ -41,6 +44,14 @@ def _seed(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"value {text!r} must be 0 or more")
     return value
+
+
+def _run_id(text: str) -> str:
+    if not text.strip() or text in (".", "..") or "/" in text or "\\" in text:
+        raise argparse.ArgumentTypeError(f"value {text!r} is not a calibration id; expected "
+                                         "the id of an interrupted calibration, e.g. "
+                                         "20261202T040247Z")
+    return text
 
 
 def _add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -120,9 +131,14 @@ def _print_headline(folder: Path) -> None:
 
     summary = pd.read_csv(folder / "summary.csv")
     last = summary["date"][~summary["spring_festival_week"]].max()
+    if not isinstance(last, str):  # every summarised date is a Spring Festival week
+        return
     rows = summary[(summary["date"] == last) & summary["output"].isin([
         "wechat.miniprogram_dau", "alipay.miniprogram_dau", "alipay.miniprogram_dau_share",
         "wechat.miniprogram_users_cumulative", "alipay.miniprogram_users_cumulative"])]
+    if rows.empty:
+        print(f"at {last}: no mini-program outputs yet (before the launches)")
+        return
     print(f"at {last} (mean, 90% interval over every draw and replicate):")
     for _, row in rows.iterrows():
         print(f"  {row['output']:40s} {row['mean']:10.3g}  [{row['p05']:.3g}, {row['p95']:.3g}]"
@@ -142,7 +158,9 @@ def cmd_compare(args) -> int:
 
 def cmd_plot(args) -> int:
     from .plots import plot_run
+    from .runner import finished_run
 
+    finished_run(args.run_dir)
     for path in plot_run(args.run_dir):
         print(path)
     return 0
@@ -150,8 +168,10 @@ def cmd_plot(args) -> int:
 
 def cmd_calibrate(args) -> int:
     from calibration.calibrate import load_config, calibrate
+    from .runner import check_output_dir
 
     config = load_config(args.config, data=args.data, budget=args.budget)
+    check_output_dir(args.out)
     result = calibrate(config, workers=args.workers, dask_address=args.dask, resume=args.resume,
                        out=args.out, progress=not args.quiet)
     fit = result.fit
@@ -166,9 +186,11 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from .runner import check_output_dir
     from .sweep import parse_ranges, sensitivity, sweep
 
     ranges = parse_ranges(args.param)
+    check_output_dir(args.out)
     common = dict(samples=args.samples, seed=args.seed, replicates=args.replicates,
                   agents=args.agents, workers=args.workers, dask_address=args.dask,
                   out=args.out, progress=not args.quiet)
@@ -262,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "platform, series, value; see calibration/data/README.md)")
     p.add_argument("--budget", type=_positive_int, metavar="N",
                    help="model evaluations (parameter points) in all (default: the file's)")
-    p.add_argument("--resume", metavar="ID",
+    p.add_argument("--resume", type=_run_id, metavar="ID",
                    help="continue the interrupted calibration ID (same --config/--data/--budget)")
     p.add_argument("--workers", type=_positive_int, metavar="N",
                    help="local worker processes (default: all cores)")
@@ -280,11 +302,61 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Signals that end a command through its clean-up, like Ctrl-C.
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                 if hasattr(signal, name))
+
+
+def _on_signal(signum, frame):
+    # One signal ends the command; later ones would cut its clean-up short (removing a
+    # half-written folder, ending the workers). kill -9 still ends it, workers too.
+    for other in _SIGNALS:
+        signal.signal(other, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def _install_signal_handlers() -> dict:
+    """Turn SIGINT, SIGTERM and SIGHUP into Interrupted (main thread only); return the
+    handlers they replace."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    old = {}
+    for signum in _SIGNALS:
+        if signal.getsignal(signum) is signal.SIG_IGN:  # e.g. nohup: keep ignoring it
+            continue
+        old[signum] = signal.signal(signum, _on_signal)
+    return old
+
+
+def _interrupted_message(exc: KeyboardInterrupt, finished_before: int) -> str:
+    """The one line an interrupted command prints: what it kept, truly."""
+    if isinstance(exc, Interrupted) and exc.message:
+        return exc.message
+    signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+    what = "interrupted" if signum == signal.SIGINT else \
+        f"stopped by {signal.Signals(signum).name}"
+    runner = sys.modules.get("model.runner")
+    kept = runner.finished_folders[finished_before:] if runner else []
+    if kept:
+        return (f"{what}; finished before it: {', '.join(map(str, kept))} "
+                "(complete); nothing else was written")
+    return f"{what}; nothing was written"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    runner = sys.modules.get("model.runner")
+    finished_before = len(runner.finished_folders) if runner else 0
+    old_handlers = _install_signal_handlers()
     try:
         return args.func(args)
+    except KeyboardInterrupt as exc:
+        print(f"mpsim: {_interrupted_message(exc, finished_before)}", file=sys.stderr)
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        return 128 + int(signum)
     except MpsimError as exc:
         print(f"mpsim: error: {exc}", file=sys.stderr)
         return 2
@@ -295,9 +367,9 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"mpsim: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("mpsim: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    finally:
+        for signum, handler in old_handlers.items():
+            signal.signal(signum, handler)
 
 
 if __name__ == "__main__":

@@ -8,15 +8,32 @@ task's result is the same whichever executor ran it.
 Local processes use the ``spawn`` start method: importing mesa switches the process to
 it anyway, and it is safe with threaded numerical libraries. Starting a pool costs
 about a second, so a job keeps one pool for all its tasks (``executor`` below).
+
+Workers never outlive the process that started them, whatever ends it:
+
+* each worker asks the kernel to kill it when its parent dies (Linux
+  ``PR_SET_PDEATHSIG``, through ``prctl``), and a watchdog thread in each worker ends it
+  as soon as its parent's pid changes (every system), so a SIGKILL or an out-of-memory
+  kill of the main process leaves no worker running (or holding its stdout open);
+* workers ignore Ctrl-C (SIGINT goes to the whole terminal process group): the main
+  process alone handles it. They start with SIGINT blocked, so a Ctrl-C during their
+  start-up cannot print a traceback either;
+* when the job fails or is interrupted, the pool's workers are terminated at once
+  rather than left to finish their runs.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any
 
 from tqdm.auto import tqdm
@@ -44,6 +61,81 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+#: How often a worker's watchdog checks that its parent is alive (seconds).
+WATCH_SECONDS = 0.5
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        time.sleep(WATCH_SECONDS)
+        if os.getppid() != parent:  # re-parented: the process that started us is gone
+            os._exit(1)
+
+
+def _worker_start(parent: int, death_signal: bool) -> None:
+    """Pool initializer: ignore Ctrl-C, die with the parent (module docstring)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # blocked by the parent while it started us
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    if death_signal and sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):  # no prctl: the watchdog alone does it
+            pass
+    if os.getppid() != parent:  # the parent died before the death signal was set
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                     name="mpsim-watch-parent").start()
+
+
+class WorkerPool(ProcessPoolExecutor):
+    """A spawn process pool whose workers die with this process (module docstring).
+
+    All workers start at once, with SIGINT blocked meanwhile: a Ctrl-C then waits
+    (pending, not lost) until they are started and ignore it.
+    """
+
+    def __init__(self, workers: int):
+        # The kernel's death signal follows the thread that started the worker: use it
+        # only when that is the main thread, which lives as long as the process.
+        on_main = threading.current_thread() is threading.main_thread()
+        super().__init__(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                         initializer=_worker_start, initargs=(os.getpid(), on_main))
+        launch = getattr(self, "_launch_processes", None)
+        if launch is None:  # a Python without it starts workers on first use
+            return
+        masked = on_main and hasattr(signal, "pthread_sigmask")
+        if masked:
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            launch()
+        finally:
+            if masked:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def terminate_workers(self) -> None:
+        """End every worker now (SIGTERM), whatever it is running."""
+        for process in list(getattr(self, "_processes", {}).values()):
+            with contextlib.suppress(Exception):
+                process.terminate()
+
+
+def _dask_client(dask_address: str, where: str):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise MpsimError(f"{where}: the Dask scheduler needs the 'distributed' "
+                         "package; install it with: pip install 'mpsim[dask]'") from None
+    try:
+        return Client(dask_address, timeout="10s")
+    except (ValueError, TypeError) as exc:  # a malformed address
+        raise MpsimError(f"{where}: not a Dask scheduler address ({exc}); expected "
+                         "one like tcp://HOST:8786") from None
+    except OSError as exc:
+        raise MpsimError(f"{where}: cannot reach the Dask scheduler: {exc}") from None
+
+
 @contextlib.contextmanager
 def executor(workers: int | None = None, dask_address: str | None = None) -> Iterator[Any]:
     """An executor for a whole job: in-process, a local process pool, or Dask.
@@ -56,15 +148,7 @@ def executor(workers: int | None = None, dask_address: str | None = None) -> Ite
         dask_address = os.environ[DASK_ENV]
         where = f"{DASK_ENV}={dask_address}"
     if dask_address:
-        try:
-            from distributed import Client
-        except ImportError:
-            raise MpsimError(f"{where}: the Dask scheduler needs the 'distributed' "
-                             "package; install it with: pip install 'mpsim[dask]'") from None
-        try:
-            client = Client(dask_address, timeout="10s")
-        except OSError as exc:
-            raise MpsimError(f"{where}: cannot reach the Dask scheduler: {exc}") from None
+        client = _dask_client(dask_address, where)
         try:
             yield client.get_executor(pure=False)
         finally:
@@ -76,10 +160,12 @@ def executor(workers: int | None = None, dask_address: str | None = None) -> Ite
     if workers == 1:
         yield _InProcess()
         return
-    pool: Executor = ProcessPoolExecutor(max_workers=workers,
-                                         mp_context=multiprocessing.get_context("spawn"))
+    pool = WorkerPool(workers)
     try:
         yield pool
+    except BaseException:  # failed or interrupted: do not wait for running tasks
+        pool.terminate_workers()
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 

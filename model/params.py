@@ -15,8 +15,13 @@ writes them as TOML tables (``[red_envelope] strength = 2.0``).
 from __future__ import annotations
 
 import datetime as dt
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 #: Alibaba apps whose audiences traffic sharing can open to Alipay mini programs.
 ALIBABA_APPS = ("taobao", "tmall", "amap", "koubei", "eleme")
@@ -556,19 +561,24 @@ def coerce(spec_kind, low, high, value: Any, where: str, allowed: str) -> Any:
             raise bad()
         return day
     if spec_kind == "apps":
-        if not isinstance(value, (list, tuple)) or any(v not in ALIBABA_APPS for v in value) \
+        if not isinstance(value, (list, tuple)) \
+                or any(not isinstance(v, str) or v not in ALIBABA_APPS for v in value) \
                 or len(set(value)) != len(value):
             raise bad()
-        return list(value)
+        return [str(v) for v in value]
     if spec_kind is bool:
+        if isinstance(value, np.bool_):  # numpy's booleans, as an API caller may pass
+            value = bool(value)
         if not isinstance(value, bool):
             raise bad()
         return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    # numbers.Integral and numbers.Real take numpy's int64, float32 and the rest too
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise bad()
     if spec_kind is int:
-        if isinstance(value, float) and not value.is_integer():
-            raise bad()
+        if not isinstance(value, numbers.Integral):
+            if not math.isfinite(value) or not float(value).is_integer():
+                raise bad()
         value = int(value)
     else:
         value = float(value)
@@ -581,17 +591,19 @@ def check_param(name: str, value: Any, where: str = "parameters") -> Any:
     """Validate one parameter value by its spec; raise ParameterError naming ``where``."""
     from .errors import ParameterError
 
-    spec = BY_NAME.get(name)
+    spec = BY_NAME.get(name) if isinstance(name, str) else None
     if spec is None:
-        raise ParameterError(f"{where}: unknown parameter {name!r}; {_closest(name, BY_NAME)}")
+        raise ParameterError(f"{where}: unknown parameter {name!r}; "
+                             f"{_closest(str(name), BY_NAME)}")
     return coerce(spec.kind, spec.low, spec.high, value, f"{where}: {name}", spec.describe_allowed())
 
 
 def check_run_setting(name: str, value: Any, where: str = "run settings") -> Any:
     from .errors import ParameterError
 
-    if name not in RUN_SETTINGS:
-        raise ParameterError(f"{where}: unknown run setting {name!r}; {_closest(name, RUN_SETTINGS)}")
+    if not isinstance(name, str) or name not in RUN_SETTINGS:
+        raise ParameterError(f"{where}: unknown run setting {name!r}; "
+                             f"{_closest(str(name), RUN_SETTINGS)}")
     kind, low, high, _, _ = RUN_SETTINGS[name]
     allowed = ("a date YYYY-MM-DD between 2013-01-01 and 2035-12-31" if kind == "date"
                else f"an integer in [{low}, {high}]")
@@ -599,9 +611,58 @@ def check_run_setting(name: str, value: Any, where: str = "run settings") -> Any
                   value, f"{where}: run.{name}", allowed)
 
 
-def resolve(overrides: dict[str, Any] | None = None, where: str = "parameters") -> dict[str, Any]:
-    """Defaults with ``overrides`` applied, every value checked."""
+def resolve(overrides: Mapping[str, Any] | None = None,
+            where: str = "parameters") -> dict[str, Any]:
+    """Defaults with ``overrides`` applied, every value checked, and the checks
+    between parameters (:func:`check_together`)."""
+    from .errors import ParameterError
+
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise ParameterError(f"{where}: value {_short(overrides)} is not allowed; expected "
+                             "a dict of parameter values by dotted name, e.g. "
+                             "{'red_envelope.strength': 0.5}")
     out = defaults()
     for name, value in (overrides or {}).items():
         out[name] = check_param(name, value, where)
+    check_together(out, where)
     return out
+
+
+def check_together(params: Mapping[str, Any], where: str = "parameters") -> None:
+    """Refuse parameter values that are each allowed but contradict one another,
+    naming both keys: Alipay's launch to users before its beta for merchants; sector
+    weights that are all zero (the model renormalises them to sum to 1)."""
+    from .errors import ParameterError
+
+    beta, launch = params["alipay.beta"], params["alipay.launch"]
+    if launch < beta:
+        raise ParameterError(f"{where}: alipay.launch {launch} is before alipay.beta {beta}; "
+                             "expected alipay.launch on or after alipay.beta (merchants "
+                             "build in the beta, users arrive at the launch)")
+    for field_name, what in (("merchant_share", "merchants' sector shares"),
+                             ("need", "users' sector needs")):
+        keys = [f"sector.{s}.{field_name}" for s in SECTORS]
+        if sum(params[k] for k in keys) <= 0:
+            raise ParameterError(f"{where}: {', '.join(keys)} are all 0; expected at least "
+                                 f"one above 0 ({what} are renormalised to sum to 1)")
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def check_seed(seed: Any, where: str = "seed") -> Any:
+    """A seed ``numpy.random.default_rng`` takes (None, an integer >= 0, a sequence of
+    them, a ``SeedSequence``, ``BitGenerator`` or ``Generator``), else ParameterError."""
+    from .errors import ParameterError
+
+    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator,
+                                         np.random.Generator)):
+        return seed
+    items = seed if isinstance(seed, (list, tuple)) and seed else [seed]
+    if all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) and v >= 0
+           for v in items):
+        return seed
+    raise ParameterError(f"{where}: value {_short(seed)} is not allowed; expected an integer "
+                         ">= 0 (or a numpy SeedSequence)")

@@ -10,9 +10,13 @@ A run writes ``<out>/<scenario>/<run-id>/``:
   git commit, command line, start time and wall time;
 * ``*.png``        the plots (``model/plots.py``), redrawn any time by ``mpsim plot``.
 
-The folder is written under a hidden ``.partial`` name and renamed only when
-complete, so a failed or interrupted run leaves nothing that looks finished, and an
-existing run is never overwritten.
+The folder is written under a hidden ``.<run-id>.partial`` name, every file flushed to
+disk, and renamed only when complete, so a failed or interrupted run leaves nothing
+that looks finished, and an existing run is never overwritten. The manifest records
+the size and SHA-256 of ``series.csv`` and ``summary.csv``; ``plot`` and ``compare``
+read finished folders only (:func:`finished_run`) and say why they refuse one. A
+``.partial`` folder left by a killed run is named in a note by the next run writing
+beside it, never reused.
 
 **Draws.** By default a run draws ``draws`` parameter sets from the posterior ensemble
 (``model/ensemble.py``; the shipped one is ``model/ensemble.csv``) and runs each with
@@ -32,12 +36,14 @@ scenario, so comparisons are paired draw by draw and replicate by replicate.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +52,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import calendar
 from . import ensemble as ensembles
 from . import executor as executors
-from .errors import MpsimError, ResultsExistError
+from .errors import MpsimError, OutputError, ResultsExistError, RunFolderError
+from .inputs import read_json
 from .model import OUTPUTS, simulate
 from .params import PARAMS, check_run_setting
 from .scenarios import Scenario
@@ -149,9 +157,11 @@ def stack(frames: list[pd.DataFrame], labels: list[tuple[int, int]] | None = Non
 
 def key_steps(frame: pd.DataFrame) -> list[int]:
     """Steps summarised: the last step of each year from 2017, and the 2019 Spring
-    Festival week (the reported peak)."""
+    Festival week (the reported peak). A run that ends before 2017 is summarised at
+    its last step."""
     index = frame.index
-    years = sorted({d.year for d in index if d.year >= 2017})
+    first_year = min(2017, index[-1].year)
+    years = sorted({d.year for d in index if d.year >= first_year})
     steps = [int(np.flatnonzero(index.year == y)[-1]) for y in years]
     festival = frame["all.spring_festival"].to_numpy() == 1
     steps += [int(i) for i in np.flatnonzero(festival) if index[i].year == 2019]
@@ -268,6 +278,36 @@ def manifest(scenario: Scenario, run: dict[str, Any], started: dt.datetime, wall
     }
 
 
+def check_output_dir(out: Path | str | None, flag: str = "--out") -> Path:
+    """The folder results go under (``out``, or ``results/``), checked before any work:
+    it, or the nearest folder above it that exists, must be a folder this process can
+    write in. Creates nothing. Raises OutputError naming ``flag`` and the folder."""
+    folder = Path(out) if out is not None else RESULTS_DIR
+    label = f"{flag} {folder}" if out is not None else f"results folder {folder}"
+    probe = folder
+    while not probe.exists() and not probe.is_symlink() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise OutputError(f"{label}: {probe} is not a folder; expected a folder to write "
+                          "results under")
+    try:
+        with tempfile.TemporaryFile(dir=probe):
+            pass
+    except OSError as exc:
+        raise OutputError(f"{label}: cannot write in {probe}: "
+                          f"{exc.strerror or exc}") from None
+    return folder
+
+
+def file_record(path: Path) -> dict[str, Any]:
+    """Size and SHA-256 of a file, as a manifest records them."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
 def new_run_dir(parent: Path, stamp: dt.datetime) -> Path:
     """A run folder name that does not exist yet (never reuse one)."""
     base = stamp.strftime("%Y%m%dT%H%M%SZ")
@@ -287,25 +327,133 @@ class RunResult:
     plan: DrawPlan | None = None
 
 
+#: Results folders this process has finished (renamed into place), in order: the
+#: command line names them if it is interrupted after they were written.
+finished_folders: list[Path] = []
+
+
+def partial_name(final: Path) -> Path:
+    """The hidden folder a results folder is written in before it is finished."""
+    return final.parent / f".{final.name}.partial"
+
+
+def is_partial(folder: Path) -> bool:
+    name = Path(folder).name
+    return name.startswith(".") and name.endswith(".partial")
+
+
+def _lock(folder: Path):
+    """An open descriptor holding an exclusive lock on ``folder`` while a run writes
+    it (released when the run ends, however it ends); None where locks are missing."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
+def being_written(folder: Path) -> bool:
+    """Whether a live process is writing the ``.partial`` folder (it holds its lock)."""
+    try:
+        fd = _lock(folder)
+    except OSError:
+        return True
+    if fd is not None:
+        os.close(fd)
+    return False
+
+
+def stale_partials(parent: Path) -> list[Path]:
+    """``.partial`` folders under ``parent`` that no live process is writing: left by
+    a run that was killed while writing."""
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.glob(".*.partial") if p.is_dir() and not being_written(p))
+
+
+def _sync(folder: Path) -> None:
+    """Flush every file of ``folder`` to disk, so a crash after the rename cannot leave
+    a finished folder with empty files."""
+    for path in folder.iterdir():
+        if path.is_file():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _sync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_atomically(final: Path, write) -> Path:
-    """Call ``write(folder)`` on a hidden partial folder, then rename it to ``final``."""
+    """Call ``write(folder)`` on a hidden partial folder, flush it, rename it to ``final``.
+
+    The partial folder is locked while it is written; on any failure or interruption
+    it is removed. ``.partial`` folders left beside it by killed runs are named in a
+    note on stderr. An OSError while writing (disk full, read-only) becomes an
+    OutputError naming the folder.
+    """
     if final.exists():
         raise ResultsExistError(f"{final}: already exists; results are never overwritten")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    partial = final.parent / f".{final.name}.partial"
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{final.parent}: cannot make the results folder: "
+                          f"{exc.strerror or exc}") from None
+    for stale in stale_partials(final.parent):
+        print(f"mpsim: note: {stale} was left by a run that was killed while writing; it "
+              "holds no finished results (delete it)", file=sys.stderr)
+    partial = partial_name(final)
     try:
         partial.mkdir()  # exclusive: a run writing the same name already owns it
     except FileExistsError:
-        raise ResultsExistError(f"{partial}: another run is writing this folder; "
-                                "results are never overwritten") from None
+        state = ("another run is writing this folder" if being_written(partial)
+                 else "a run writing this folder was killed; delete it to reuse the name")
+        raise ResultsExistError(f"{partial}: {state}; results are never overwritten") from None
+    except OSError as exc:
+        raise OutputError(f"{partial}: cannot make the results folder: "
+                          f"{exc.strerror or exc}") from None
+    lock = None
     try:
+        lock = _lock(partial)
         write(partial)
+        _sync(partial)
         if final.exists():  # os.rename would replace an empty folder
             raise ResultsExistError(f"{final}: already exists; results are never overwritten")
         os.rename(partial, final)
-    except BaseException:
+        finished_folders.append(final)
+        _sync_dir(final.parent)
+    except BaseException as exc:
+        if not partial.exists() and final.is_dir():  # interrupted just after the rename
+            if final not in finished_folders:
+                finished_folders.append(final)
+            raise
         shutil.rmtree(partial, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, MpsimError):
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise OutputError(f"{final}: cannot write the results{where}: "
+                              f"{exc.strerror or exc}; nothing was kept") from None
         raise
+    finally:
+        if lock is not None:
+            os.close(lock)
     return final
 
 
@@ -322,6 +470,7 @@ def run_scenario(scenario: Scenario, *, replicates: int | None = None, seed: int
     several runs; without it the run opens its own.
     """
     run = run_settings(scenario, replicates=replicates, seed=seed, agents=agents, draws=draws)
+    check_output_dir(out)
     plan = plan_draws(run, point=point, ensemble=ensemble)
     labels = run_labels(plan, run)
     run["draws"], run["runs"] = len(plan.members), len(labels)
@@ -341,7 +490,8 @@ def run_scenario(scenario: Scenario, *, replicates: int | None = None, seed: int
                                                    float_format="%.6g")
         summarise(frames, labels).to_csv(folder / "summary.csv", index=False,
                                          float_format="%.6g")
-        info = manifest(scenario, run, started, wall, {"run_id": final.name,
+        files = {name: file_record(folder / name) for name in ("series.csv", "summary.csv")}
+        info = manifest(scenario, run, started, wall, {"run_id": final.name, "files": files,
                                                        "ensemble": plan.describe()})
         (folder / "manifest.json").write_text(json.dumps(info, indent=2, default=_json_default))
         if plots:
@@ -399,7 +549,6 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
     50% and 90% intervals, probability above zero) and the overlay and difference plots.
     """
     from . import scenarios as scenario_files
-    from .errors import MpsimError
     from .plots import plot_compare
 
     if len(items) < 2:
@@ -411,7 +560,7 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
     for item in items:
         path = Path(item)
         if path.is_dir():
-            info = read_manifest(path)
+            info = finished_run(path)
             run = info["run"]
             plans.append((path.parent.name, f"run folder {path}", path, None, run))
             members.append(_members_of(info))
@@ -438,6 +587,7 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
                              f"{settings[0]}; paired comparison needs the same seed, "
                              "replicates, agents (--seed, --replicates, --agents) and "
                              "horizon ([run] start and end)")
+    check_output_dir(out)
     runs: list[tuple[str, list[pd.DataFrame]]] = []
     sources: list[str] = []
     n_tasks = max([plan[4]["replicates"] * plan[4]["draws"] for plan in plans
@@ -461,6 +611,7 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
         paired_differences(runs).to_csv(folder / "differences.csv", index=False,
                                         float_format="%.6g")
         info = {"compare_id": final.name, "scenarios": [n for n, _ in runs], "runs": sources,
+                "files": {"differences.csv": file_record(folder / "differences.csv")},
                 "run": settings[0], "command": sys.argv, "git": git_commit(),
                 "versions": versions(), "started_utc": started.isoformat(timespec="seconds")}
         (folder / "manifest.json").write_text(json.dumps(info, indent=2, default=_json_default))
@@ -469,10 +620,12 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
     return write_atomically(final, write)
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
-    """A finished run folder's manifest; a one-line error for any other folder."""
-    from .errors import MpsimError
+RUN_KEYS = ("seed", "replicates", "agents", "start", "end")
 
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """A run folder's manifest; a one-line RunFolderError for any other folder, or a
+    manifest that is missing, corrupt or holds no run settings."""
     folder = Path(folder)
     for name in ("manifest.json", "series.csv"):
         if not (folder / name).is_file():
@@ -481,18 +634,89 @@ def read_manifest(folder: Path) -> dict[str, Any]:
                                              ("calibration", "best_parameters.json"))
                          if (folder / marker).is_file()), None)
             what = f"a {kind} folder, not a run folder" if kind else "not a finished run folder"
-            raise MpsimError(f"{folder}: {what} (no {name})")
-    return json.loads((folder / "manifest.json").read_text())
+            raise RunFolderError(f"{folder}: {what} (no {name})")
+    path = folder / "manifest.json"
+    info = read_json(path, "run manifest", RunFolderError)
+    run = info.get("run") if isinstance(info, dict) else None
+    if not isinstance(run, dict) or any(k not in run for k in RUN_KEYS):
+        raise RunFolderError(f"{path}: not a run manifest (expected run settings "
+                             f"{', '.join(RUN_KEYS)}); the run folder is corrupt")
+    return info
+
+
+def finished_run(folder: Path) -> dict[str, Any]:
+    """The manifest of a finished run folder, after checking that it is one: not a
+    ``.partial`` folder, its manifest readable, and ``series.csv`` and ``summary.csv``
+    of the size and SHA-256 it records. Raises RunFolderError saying why not."""
+    folder = Path(folder)
+    if is_partial(folder.resolve()):
+        state = ("a run is writing it now" if being_written(folder)
+                 else "left by a run that was killed while writing; delete it")
+        raise RunFolderError(f"{folder}: an unfinished run folder ({state}); give a "
+                             "finished one")
+    info = read_manifest(folder)
+    recorded = info.get("files")
+    if recorded is not None:  # runs written before the manifest recorded its files lack it
+        if not isinstance(recorded, dict):
+            raise RunFolderError(f"{folder / 'manifest.json'}: files: not a table of file "
+                                 "sizes and hashes; the run folder is corrupt")
+        for name, expected in recorded.items():
+            path = folder / name
+            if not path.is_file():
+                raise RunFolderError(f"{path}: missing; the run folder is incomplete")
+            actual = file_record(path)
+            if not isinstance(expected, dict) or actual != {k: expected.get(k) for k in actual}:
+                size = expected.get("bytes") if isinstance(expected, dict) else None
+                raise RunFolderError(f"{path}: {actual['bytes']} bytes and SHA-256 "
+                                     f"{actual['sha256'][:12]}... but the manifest records "
+                                     f"{size} bytes and another hash: the file is truncated "
+                                     "or changed")
+    return info
 
 
 def load_run(folder: Path) -> tuple[dict[str, Any], list[pd.DataFrame]]:
     """A run folder's manifest and its run frames (date-indexed), in draw then
-    replicate order (a folder without a ``draw`` column is one draw)."""
+    replicate order (a folder without a ``draw`` column is one draw).
+
+    ``series.csv`` must hold every run's every week (from the manifest's run settings)
+    with numbers in every output column: a truncated or corrupt file is a
+    RunFolderError naming it.
+    """
     folder = Path(folder)
     info = read_manifest(folder)
-    long = pd.read_csv(folder / "series.csv", parse_dates=["date"])
+    path = folder / "series.csv"
+
+    def corrupt(why: str) -> RunFolderError:
+        return RunFolderError(f"{path}: {why}; the run folder is corrupt or incomplete")
+
+    try:
+        long = pd.read_csv(path, parse_dates=["date"])
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError,
+            pd.errors.EmptyDataError) as exc:
+        raise corrupt(f"cannot be read ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    if "replicate" not in long.columns:
+        raise corrupt("no replicate column")
     if "draw" not in long.columns:
         long["draw"] = 0
+    if not pd.api.types.is_datetime64_any_dtype(long["date"]) or long["date"].isna().any():
+        raise corrupt("a date that is not a date")
+    bad = [c for c in long.columns if c != "date" and not pd.api.types.is_numeric_dtype(long[c])]
+    if bad:
+        raise corrupt(f"column {bad[0]} holds a value that is not a number")
+    run = info["run"]
+    try:
+        weeks = len(calendar.week_starts(dt.date.fromisoformat(str(run["start"])),
+                                         dt.date.fromisoformat(str(run["end"]))))
+        runs = int(run.get("runs", run["replicates"]))
+    except (ValueError, TypeError, MpsimError):
+        raise RunFolderError(f"{folder / 'manifest.json'}: run start, end or replicates "
+                             "unreadable; the run folder is corrupt") from None
+    if long[["draw", "replicate"]].isna().any().any():
+        raise corrupt("a blank draw or replicate")
+    counts = long.groupby(["draw", "replicate"]).size()
+    if len(counts) != runs or (counts != weeks).any():
+        raise corrupt(f"{len(long)} rows, expected {runs} runs x {weeks} weeks "
+                      f"= {runs * weeks}")
     label_columns = [c for c in ("draw", "member", "replicate") if c in long.columns]
     frames = [g.drop(columns=label_columns).set_index("date")
               for _, g in long.groupby(["draw", "replicate"], sort=True)]

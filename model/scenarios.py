@@ -18,12 +18,12 @@ Overrides apply on top of the parent's, which apply on top of the defaults in
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .errors import ParameterError, ScenarioError
+from .inputs import read_toml
 from .params import BY_NAME, RUN_SETTINGS, _closest, check_param, check_run_setting, resolve, run_defaults
 
 #: Folder of the shipped scenarios.
@@ -66,6 +66,10 @@ def find(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
                 return near
         if candidate.is_file():
             return candidate
+        if candidate.is_dir():
+            raise ScenarioError(f"{text}: is a folder; expected a scenario file (.toml)")
+        if candidate.exists():
+            raise ScenarioError(f"{text}: not a regular file; expected a scenario file (.toml)")
         raise ScenarioError(f"{text}: no such scenario file")
     if relative_to is not None and (relative_to / f"{text}.toml").is_file():
         return relative_to / f"{text}.toml"
@@ -76,13 +80,7 @@ def find(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
+    return read_toml(path, "scenario file", ScenarioError)
 
 
 def _flatten(table: dict[str, Any], prefix: str, path: Path) -> dict[str, Any]:
@@ -128,8 +126,24 @@ def _parse(path: Path) -> tuple[dict[str, Any], dict[str, Any], str, str | None]
     return overrides, run, description, extends
 
 
-def load(name_or_path: str | Path) -> Scenario:
-    """Load a scenario and its ``extends`` chain; refuse cycles."""
+def load(name_or_path: str | Path, where: str | None = None) -> Scenario:
+    """Load a scenario and its ``extends`` chain; refuse cycles, and parameters that
+    contradict each other (``model.params.resolve``).
+
+    ``where`` (e.g. ``"calib.toml: scenario"``) prefixes every error, for a scenario
+    named inside another file.
+    """
+    if where is None:
+        return _load(name_or_path)
+    try:
+        return _load(name_or_path)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+    except ParameterError as exc:
+        raise ParameterError(f"{where}: {exc}") from None
+
+
+def _load(name_or_path: str | Path) -> Scenario:
     path = find(name_or_path).resolve()
     chain: list[Path] = []
     layers = []
@@ -153,5 +167,6 @@ def load(name_or_path: str | Path) -> Scenario:
         run.update(layer_run)
     if run["end"] <= run["start"]:
         raise ScenarioError(f"{chain[0]}: run.end {run['end']} must be after run.start {run['start']}")
+    resolve(overrides, str(chain[0]))  # checks between parameters, before any work
     return Scenario(name=chain[0].stem, path=chain[0], description=layers[0][2],
                     overrides=overrides, run=run, chain=[p.stem for p in chain])

@@ -81,13 +81,22 @@ def test_runs_never_overwrite_each_other(tmp_path):
 
 
 def test_a_folder_being_written_by_another_run_is_left_alone(tmp_path):
+    import os
+
     from model.errors import ResultsExistError
-    from model.runner import write_atomically
+    from model.runner import _lock, write_atomically
 
     other = tmp_path / ".20990101T000000Z.partial"
     other.mkdir()
     (other / "series.csv").write_text("theirs")
-    with pytest.raises(ResultsExistError, match="another run is writing"):
+    lock = _lock(other)  # as the run writing it holds it
+    try:
+        with pytest.raises(ResultsExistError, match="another run is writing"):
+            write_atomically(tmp_path / "20990101T000000Z", lambda folder: None)
+    finally:
+        os.close(lock)
+    # once that run is gone, the folder is named as left by a killed run, still not reused
+    with pytest.raises(ResultsExistError, match="was killed"):
         write_atomically(tmp_path / "20990101T000000Z", lambda folder: None)
     assert (other / "series.csv").read_text() == "theirs"
     assert not (tmp_path / "20990101T000000Z").exists()
