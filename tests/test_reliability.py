@@ -611,3 +611,179 @@ def test_a_run_killed_while_writing_leaves_only_a_partial_folder_that_is_never_u
     entries = sorted(p.name for p in (tmp_path / "tiny").iterdir())
     assert len(entries) == 2 and partial.name in entries
     finished_run(tmp_path / "tiny" / next(e for e in entries if e != partial.name))
+
+
+# --- property tests: files built from the grammar, valid and not ------------------------
+
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from model.params import ALIBABA_APPS, BY_NAME, RUN_SETTINGS  # noqa: E402
+
+PROPERTY = settings(max_examples=50, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow])
+
+
+def _toml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dt.date, int, float)):
+        return "nan" if value != value else str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+
+
+def _values_for(spec_kind, low, high):
+    """Values of the right kind in range, and of every wrong kind."""
+    wrong = st.one_of(st.text(max_size=5), st.booleans(), st.just(float("nan")),
+                      st.lists(st.integers(0, 3), max_size=2),
+                      st.dates(dt.date(2000, 1, 1), dt.date(2040, 1, 1)))
+    if spec_kind == "date":
+        right = st.dates(dt.date(2013, 1, 1), dt.date(2035, 12, 31))
+    elif spec_kind is bool:
+        right = st.booleans()
+    elif spec_kind == "apps":
+        right = st.lists(st.sampled_from(ALIBABA_APPS), unique=True)
+    elif spec_kind is int:
+        right = st.integers(int(low), int(min(high, low + 1000)))
+        wrong = st.one_of(wrong, st.integers(int(high) + 1, int(high) + 10))
+    else:
+        right = st.floats(low, high, allow_nan=False)
+        wrong = st.one_of(wrong, st.floats(high + 1e-6, high + 10) if high is not None
+                          else st.nothing())
+    return st.one_of(right, right, right, right, right, wrong)
+
+
+@st.composite
+def scenario_files(draw):
+    """A scenario file's text: mostly valid keys and values, some not."""
+    lines = []
+    if draw(st.booleans()):
+        lines.append(f"description = {_toml_value(draw(st.one_of(st.text(max_size=20), st.integers())))}")
+    lines.append(f"extends = {_toml_value(draw(st.sampled_from(['tiny'] * 5 + ['baseline'] * 2 + ['nosuch'])))}")
+    run = draw(st.dictionaries(st.sampled_from([*RUN_SETTINGS, "agentz"]),
+                               st.none(), max_size=3))
+    if run:
+        lines.append("[run]")
+        for key in run:
+            kind, low, high, _, _ = RUN_SETTINGS.get(key, (int, 0, 10, 0, ""))
+            lines.append(f"{key} = {_toml_value(draw(_values_for(kind, low, high)))}")
+    names = draw(st.lists(st.sampled_from([*sorted(BY_NAME), "red_envelope.strenght",
+                                           "nogroup.value"]), unique=True, max_size=4))
+    for name in names:
+        group, key = name.rsplit(".", 1)
+        spec = BY_NAME.get(name)
+        values = (_values_for(spec.kind, spec.low, spec.high) if spec
+                  else st.floats(0, 1, allow_nan=False))
+        lines += [f"[{group}]", f"{key} = {_toml_value(draw(values))}"]
+    text = "\n".join(lines) + "\n"
+    encoding = draw(st.sampled_from(["utf-8"] * 6 + ["utf-8-sig", "latin-1", "utf-16", "gbk"]))
+    if encoding in ("latin-1", "gbk"):
+        text = "# " + ("Café" if encoding == "latin-1" else "微信") + "\n" + text
+    return text.encode(encoding, errors="replace")
+
+
+def _check_frame(frame: pd.DataFrame, params: dict) -> None:
+    people = params["population.people_millions"]
+    counts = frame.drop(columns=["wechat.red_envelope_participants", "all.spring_festival"])
+    assert (counts.fillna(0) >= 0).all().all(), "a count or share below 0"
+    for column in frame.columns:
+        if column.endswith(("_share", "stickiness")):
+            assert frame[column].dropna().between(0, 1).all(), column
+        if column.endswith(("app_users", "pay_users", "_cumulative", "_mau", "_dau")):
+            assert (frame[column].dropna() <= people * (1 + 1e-9)).all(), column
+
+
+@PROPERTY
+@given(content=scenario_files())
+def test_any_scenario_file_either_runs_or_is_refused_on_one_line(content):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "generated.toml"
+        path.write_bytes(content)
+        try:
+            scenario = scenarios.load(path)
+        except MpsimError as exc:
+            event(f"refused: {type(exc).__name__}")
+            message = str(exc)
+            assert "\n" not in message and message.startswith(str(path)), message
+        else:
+            event("ran")
+            start = scenario.run["start"]
+            end = min(scenario.run["end"], start + dt.timedelta(days=400))
+            frame = simulate(scenario.overrides, agents=100, merchant_agents=100,
+                             start=start, end=end, seed=scenario.run["seed"])
+            _check_frame(frame, scenario.params)
+        assert [p.name for p in Path(folder).iterdir()] == ["generated.toml"]
+
+
+#: Cells of a usable row, and cells a person may get wrong, by column.
+GOOD_CELLS = {
+    "date": st.one_of(st.sampled_from(["2018-12", "2019-06-30"]),
+                      st.dates(dt.date(2017, 1, 1), dt.date(2020, 6, 30)).map(str)),
+    "platform": st.sampled_from(["wechat", "alipay"]),
+    "series": st.sampled_from(["miniprogram_dau", "app_users", "pay_users",
+                               "miniprogram_users_cumulative"]),
+    "value": st.floats(1, 1000, allow_nan=False).map(lambda v: f"{v:g}"),
+    "kind": st.sampled_from(["exact", "lower", "upper", ""]),
+    "weight": st.sampled_from(["1", "0.5", ""]),
+    "source": st.text(max_size=8),
+}
+BAD_CELLS = {
+    "date": st.sampled_from(["2018_12", "", "12/2018", "2040-01", "2010-05", "2019-02-30"]),
+    "platform": st.sampled_from(["WeChat", "", "baidu"]),
+    "series": st.sampled_from(["nosuch", "", "red_envelope_participants"]),
+    "value": st.sampled_from(["1_000", "1,000", "nan", "inf", "", "abc", "-5"]),
+    "kind": st.sampled_from(["approx", "EXACT"]),
+    "weight": st.sampled_from(["0", "-1", "1_0", "x"]),
+    "source": st.just(""),
+}
+
+
+def _cell(text: str) -> str:
+    return text.replace(",", ";").replace('"', "'").replace("\n", " ").replace("\r", " ")
+
+
+@st.composite
+def data_files(draw):
+    """A targets file's bytes: mostly usable rows, some with one cell wrong, some files
+    missing a column or not in UTF-8."""
+    columns = ["date", "platform", "series", "value",
+               *draw(st.lists(st.sampled_from(["kind", "weight", "source"]), unique=True))]
+    if draw(st.integers(0, 9)) == 0:
+        columns.remove(draw(st.sampled_from(columns[:4])))
+    rows = [",".join(columns)]
+    for _ in range(draw(st.sampled_from([0, 1, 1, 2, 3, 4]))):
+        bad = draw(st.sampled_from([None] * 6 + columns))
+        rows.append(",".join(_cell(draw((BAD_CELLS if c == bad else GOOD_CELLS)[c]))
+                             for c in columns))
+    encoding = draw(st.sampled_from(["utf-8", "utf-8", "utf-8", "utf-8-sig", "latin-1",
+                                     "utf-16", "gbk"]))
+    text = "\n".join(rows) + "\n"
+    if encoding in ("latin-1", "gbk"):
+        text += ",,,," + ("Café" if encoding == "latin-1" else "微信") + "\n"
+    return text.encode(encoding, errors="replace")
+
+
+@PROPERTY
+@given(content=data_files())
+def test_any_data_file_either_loads_or_is_refused_on_one_line(content):
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "generated.csv"
+        path.write_bytes(content)
+        try:
+            loaded = load_targets(path, **HORIZON)
+        except MpsimError as exc:
+            event("refused")
+            message = str(exc)
+            assert "\n" not in message and message.startswith(str(path)), message
+        else:
+            event("loaded")
+            assert loaded.targets
+            for target in loaded.targets:
+                assert np.isfinite(target.value) and target.weight > 0
+        assert [p.name for p in Path(folder).iterdir()] == ["generated.csv"]
