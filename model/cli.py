@@ -85,15 +85,25 @@ def _add_ensemble_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args) -> int:
+    """Every shipped scenario that loads; one that does not (not UTF-8, a bad key, a
+    broken ``extends``) is named on stderr in one line and the others are still listed.
+    Exit 2 if any was refused, so a script notices a broken scenarios folder."""
     from . import scenarios
 
     width = shutil.get_terminal_size((100, 20)).columns
+    refused = 0
     for name, path in scenarios.available().items():
-        scenario = scenarios.load(path)
+        try:
+            scenario = scenarios.load(path)
+        except MpsimError as exc:
+            refused += 1
+            sys.stdout.flush()  # keep the listing and the messages in order on a terminal
+            print(f"mpsim: error: {exc}", file=sys.stderr)
+            continue
         parent = f" (extends {scenario.chain[1]})" if len(scenario.chain) > 1 else ""
         print(f"{name}{parent}")
         print(textwrap.indent(textwrap.fill(scenario.description, width - 4), "    "))
-    return 0
+    return 2 if refused else 0
 
 
 def cmd_params(args) -> int:
