@@ -19,12 +19,16 @@ time in years, all figures weighing alike:
 of the figures (``calibration.scoring.log_value``) the point plus
 :math:`\sigma \sqrt{h}\, z_\tau`, where :math:`h` is the horizon in years from the
 series' last fitted figure (at least a month) and :math:`\sigma` the forecaster's own
-error rate measured out of sample on the fitted figures: every exact figure with an
-earlier date in its series is forecast from the figures dated before it, and
-:math:`\sigma^2` is the mean of :math:`e^2 / h` over those forecasts (errors :math:`e`
-in log, pooled over all series; :func:`error_rate`). So the bands widen like a random
-walk's, as wide as the method's own past errors say. With no such earlier forecast
-(every series a single figure) :math:`\sigma` is NaN and only the point is scored.
+error rate measured out of sample on the fitted figures: every exact figure with
+figures of at least two earlier dates in its series is forecast from the figures dated
+before it, and :math:`\sigma^2` is the mean of :math:`e^2 / h` over those forecasts
+(errors :math:`e` in log, pooled over all series; :func:`error_rate`). So the bands
+widen like a random walk's, as wide as the method's own past errors say, the early
+years of fast growth included (the root mean square, not a robust spread: those
+misses are what a trend extrapolation risks). Forecasts from one date (flat) are
+left out of the measurement. With no forecast to measure :math:`\sigma` is NaN and
+only the point is scored (its WIS then is its absolute log error; its intervals
+are NaN and count as not holding).
 """
 
 from __future__ import annotations
@@ -147,8 +151,8 @@ def error_rate(method: str, points: dict[tuple[str, str], list[Target]]) -> tupl
     for figures in points.values():
         for j, target in enumerate(figures):
             before = [f for f in figures[:j] if f.date < target.date]
-            if not before:
-                continue
+            if len({f.date for f in before}) < 2:
+                continue  # from one date the line is flat: not the method scored later
             curve = fit(method, [years(f.date) for f in before], [f.value for f in before])
             t = years(target.date)
             guess = curve.predict(t)
