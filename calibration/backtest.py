@@ -66,7 +66,7 @@ import pandas as pd
 from model import ensemble as ensembles
 from model import executor as executors
 from model import scenarios
-from model.errors import DataError, MpsimError, RunFolderError
+from model.errors import DataError, Interrupted, MpsimError, RunFolderError
 from model.inputs import read_json, read_text
 from model.model import simulate
 from model.runner import (RESULTS_DIR, _json_default, check_output_dir, file_record,
@@ -170,17 +170,17 @@ def read_calibration(folder: Path) -> dict[str, Any]:
     return info
 
 
-def calibration_ensemble(folder: Path, info: dict[str, Any]
+def calibration_ensemble(folder: Path, best: dict[str, float]
                          ) -> tuple[ensembles.Ensemble, str]:
-    """The calibration's ensemble, and how it was obtained."""
+    """The calibration's ensemble (its ``ensemble.csv``), or its best point ``best`` as
+    a one-member ensemble; and which of the two it is."""
     path = Path(folder) / "ensemble.csv"
     if path.is_file():
         return ensembles.read(path), "ensemble.csv"
-    best = info["best_parameters"]
     names = tuple(best)
     ens = ensembles.Ensemble(names, np.array([[float(best[n]) for n in names]]),
                              np.array([1.0]), np.array([0]), 0,
-                             f"{folder / 'manifest.json'} best_parameters")
+                             f"{folder} best parameters")
     return ens, "one-member ensemble of the best point (the calibration has no ensemble.csv)"
 
 
@@ -311,15 +311,23 @@ def backtest(until: str | dt.date, *, data: list[str | Path] | None = None,
         rows_known = write_known_rows(files, until, known_file)
         if reused is None:
             fit_config = load_config(config, data=known_file, budget=budget)
-            result = calibrate(fit_config, workers=workers, dask_address=dask_address,
-                               out=folder, progress=progress)
-            cal_folder = Path(result.path)
+            try:
+                result = calibrate(fit_config, workers=workers, dask_address=dask_address,
+                                   out=folder, progress=progress)
+            except KeyboardInterrupt as exc:
+                signum = exc.signum if isinstance(exc, Interrupted) else 2
+                raise Interrupted(signum, "backtest interrupted; nothing was kept, its "
+                                  "calibration included (a --resume hint above does not "
+                                  "apply); calibrate apart and pass --calibration to keep "
+                                  "one") from None
+            cal_folder, best = Path(result.path), result.best
             cal_info = read_json(cal_folder / "manifest.json", "calibration manifest")
             cal_record = str(cal_folder.relative_to(folder))
         else:
             cal_folder, cal_info = Path(calibration), reused
+            best = reused.get("best_parameters") or {}
             cal_record = str(cal_folder.resolve())
-        ens, how = calibration_ensemble(cal_folder, cal_info)
+        ens, how = calibration_ensemble(cal_folder, best)
         members = ens.draw(draws, seed)
         seeds = np.random.SeedSequence(seed).spawn(draws * replicates)
         params = [{**scenario.overrides, **ens.overrides(members[d])}

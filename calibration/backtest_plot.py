@@ -33,7 +33,9 @@ def plot_backtest(path: Path, frames: list[pd.DataFrame], params: list[dict],
     rows = int(np.ceil(len(groups) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(5.4 * cols, 3.7 * rows), squeeze=False)
     index = frames[0].index
-    first = pd.Timestamp(min(t.date for t in known + later)) - pd.Timedelta(days=90)
+    # three years of history before --until, or less if the figures start later
+    first = max(pd.Timestamp(min(t.date for t in known + later)),
+                pd.Timestamp(until) - pd.DateOffset(years=3)) - pd.Timedelta(days=60)
     shown = index >= first
     for ax, key in zip(axes.flat, groups):
         platform, series = key
@@ -65,13 +67,13 @@ def plot_backtest(path: Path, frames: list[pd.DataFrame], params: list[dict],
         ax.vlines(dates, model["p05"], model["p95"], color="black", lw=0.8, zorder=4)
         ax.vlines(dates, model["p25"], model["p75"], color="black", lw=2.5, zorder=4,
                   label="model at the figure (25-75%, 5-95%)")
-        ends = [t.date for t in mine_known + mine_later]
-        grid_t = np.linspace(naive.years(min(ends)), naive.years(max(ends)), 200)
-        grid = [pd.Timestamp(dt.date(int(y), 1, 1)) + pd.Timedelta(days=(y % 1) * 365.25)
-                for y in grid_t]
+        end = naive.years(max(t.date for t in mine_later))
         for forecaster in forecasters:
             curve = forecaster.fits.get(key)
-            if curve is not None:
+            if curve is not None:  # from the first figure it went through
+                grid_t = np.linspace(curve.first_t, end, 200)
+                grid = [pd.Timestamp(dt.date(int(y), 1, 1)) + pd.Timedelta(days=(y % 1) * 365.25)
+                        for y in grid_t]
                 style, tone = NAIVE_STYLE.get(forecaster.method, ("-", "grey"))
                 ax.plot(grid, curve.predict(grid_t), style, color=tone, lw=1.2,
                         label=f"{forecaster.method}: {curve.used.split(' (')[0]}")
@@ -85,6 +87,7 @@ def plot_backtest(path: Path, frames: list[pd.DataFrame], params: list[dict],
                            facecolor="#c0392b" if filled else "white",
                            label=f"{label} figure" + ("" if kind == "exact" else f" ({kind} bound)"))
         ax.axvline(pd.Timestamp(until), color="black", lw=0.8, ls="-.")
+        ax.set_xlim(left=first)
         ax.set_title(f"{LABELS.get(platform, platform)} {series}", fontsize=9, loc="left")
         ax.set_ylabel(unit.replace("_", " "), fontsize=8)
         ax.grid(alpha=0.3)

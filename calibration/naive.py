@@ -27,8 +27,7 @@ widen like a random walk's, as wide as the method's own past errors say, the ear
 years of fast growth included (the root mean square, not a robust spread: those
 misses are what a trend extrapolation risks). Forecasts from one date (flat) are
 left out of the measurement. With no forecast to measure :math:`\sigma` is NaN and
-only the point is scored (its WIS then is its absolute log error; its intervals
-are NaN and count as not holding).
+only the point is scored (its absolute log error; no WIS, no coverage).
 """
 
 from __future__ import annotations
@@ -68,6 +67,7 @@ class Fit:
     coefficients: tuple[float, ...]
     last_t: float  # the date of the last fitted figure
     points: int
+    first_t: float = math.nan  # the date of the first fitted figure
 
     def predict(self, t) -> np.ndarray | float:
         t = np.asarray(t, dtype=float)
@@ -89,9 +89,11 @@ def fit_line(t: Sequence[float], y: Sequence[float], last: int = LINE_POINTS,
     order = np.argsort(t, kind="stable")[-last:]
     t, y = t[order], y[order]
     if np.ptp(t) == 0:
-        return Fit(method, "flat" + why, (0.0, float(y.mean())), float(t[-1]), len(t))
+        return Fit(method, "flat" + why, (0.0, float(y.mean())), float(t[-1]), len(t),
+                   float(t[0]))
     slope, intercept = np.polyfit(t - t[-1], y, 1)
-    return Fit(method, "line" + why, (float(slope), float(intercept)), float(t[-1]), len(t))
+    return Fit(method, "line" + why, (float(slope), float(intercept)), float(t[-1]), len(t),
+               float(t[0]))
 
 
 def _logistic(t, k, r, t0):
@@ -120,7 +122,8 @@ def fit_logistic(t: Sequence[float], y: Sequence[float]) -> Fit:
                         why=f" (logistic fit failed: {str(exc).splitlines()[0]})")
     if not np.all(np.isfinite(params)):
         return fit_line(t, y, method="logistic", why=" (logistic fit failed: not finite)")
-    return Fit("logistic", "logistic", tuple(float(p) for p in params), float(t.max()), len(t))
+    return Fit("logistic", "logistic", tuple(float(p) for p in params), float(t.max()), len(t),
+               float(t.min()))
 
 
 def fit(method: str, t: Sequence[float], y: Sequence[float]) -> Fit:

@@ -162,12 +162,22 @@ def score_figure(quantiles: Mapping[float, float], reported: float, kind: str = 
     """Every score of one forecast (quantiles by level, in the figure's unit) of one
     figure: ``abs_log_error``, ``wis`` (NaN for bounds), ``in50``, ``in90``,
     ``bound_met`` and ``bound_shortfall`` (NaN for exact figures). A forecast with no
-    finite median scores NaN everywhere."""
+    finite median scores NaN everywhere; one with a median but no finite spread is
+    scored as a point: its error or bound, no WIS and no coverage (NaN)."""
     median = _level(quantiles, 0.5)
     nan = math.nan
     if not np.isfinite(median):
         return {"abs_log_error": nan, "wis": nan, "in50": nan, "in90": nan,
                 "bound_met": nan, "bound_shortfall": nan}
+    if not all(np.isfinite(v) for v in quantiles.values()):  # a point without a spread
+        point = {"abs_log_error": nan, "wis": nan, "in50": nan, "in90": nan,
+                                 "bound_met": nan, "bound_shortfall": nan}
+        if kind in ("lower", "upper"):
+            point.update(bound_met=bound_met(median, reported, kind),
+                         bound_shortfall=bound_shortfall(median, reported, kind, unit))
+        else:
+            point["abs_log_error"] = abs_log_error(median, reported, unit)
+        return point
     in50 = interval_holds(_level(quantiles, 0.25), _level(quantiles, 0.75), reported, kind)
     in90 = interval_holds(_level(quantiles, 0.05), _level(quantiles, 0.95), reported, kind)
     if kind in ("lower", "upper"):

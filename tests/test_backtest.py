@@ -14,6 +14,7 @@ from calibration.calibrate import CalibrationResult, load_config
 from calibration.data import load_targets, parse_date
 from model import ensemble
 from model.cli import main
+from model.errors import Interrupted
 
 FIGURES = [  # date, platform, series, value, unit, kind
     ("2017-12", "wechat", "miniprogram_dau", 150, "million_users", "exact"),
@@ -137,6 +138,36 @@ def test_the_calibration_is_fitted_to_the_known_figures_only(tmp_path, figures, 
     assert not info["calibration"]["reused"]
     assert info["calibration"]["folder"] == "calibration/20260101T000000Z"
     assert (result.path / "calibration" / "20260101T000000Z" / "ensemble.csv").is_file()
+
+
+def test_a_fresh_calibration_without_ensemble_uses_the_results_best(tmp_path, figures,
+                                                                   monkeypatch):
+    from calibration import calibrate as calibrate_module
+
+    def fake(config, *, out=None, **_):
+        folder = _calibration_folder(out / "calibration" / "c", with_ensemble=False)
+        return CalibrationResult(folder, {"users.discovery_weekly_wechat": 0.05}, 0.1,
+                                 pd.DataFrame())
+
+    monkeypatch.setattr(calibrate_module, "calibrate", fake)
+    result = bt.backtest("2018-12-31", data=[figures], draws=1, replicates=1, workers=1,
+                         out=tmp_path, progress=False)
+    info = json.loads((result.path / "manifest.json").read_text())
+    assert info["ensemble"]["source"].startswith("one-member")
+    assert info["ensemble"]["parameters"] == ["users.discovery_weekly_wechat"]
+    assert "best parameters" in info["ensemble"]["file"]
+
+
+def test_an_interrupted_calibration_keeps_nothing_and_says_so(tmp_path, figures, monkeypatch):
+    from calibration import calibrate as calibrate_module
+
+    def interrupted(config, **_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(calibrate_module, "calibrate", interrupted)
+    with pytest.raises(Interrupted, match="nothing was kept"):
+        bt.backtest("2018-12-31", data=[figures], out=tmp_path, progress=False)
+    assert list((tmp_path / "backtest").iterdir()) == []
 
 
 @pytest.mark.parametrize("until, message", [

@@ -101,3 +101,12 @@ def test_sample_quantiles_ignore_nan_and_a_forecast_of_nothing_scores_nan():
     assert q[0.5] == 2.0
     empty = scoring.score_figure(scoring.sample_quantiles([np.nan]), 10.0)
     assert all(math.isnan(v) for v in empty.values())
+
+
+def test_a_median_without_a_spread_is_scored_as_a_point_only():
+    quantiles = {lv: (120.0 if lv == 0.5 else math.nan) for lv in scoring.LEVELS}
+    exact = scoring.score_figure(quantiles, 100.0)
+    assert exact["abs_log_error"] == pytest.approx(math.log(1.2))
+    assert math.isnan(exact["wis"]) and math.isnan(exact["in90"])
+    bound = scoring.score_figure(quantiles, 100.0, kind="lower")
+    assert bound["bound_met"] is True and math.isnan(bound["in50"])
