@@ -246,7 +246,8 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
             part = group if subset == "own" else group[[
                 (label, line) in common for label, line in zip(group["label"], group["line"])]]
             for name in FORECASTERS:
-                mine = part[(part["forecaster"] == name) & np.isfinite(part["median"].astype(float))]
+                mine = part[(part["forecaster"] == name)
+                            & np.isfinite(part["median"].astype(float))]
                 exact = mine[mine["kind"] == "exact"]
                 bounds = mine[mine["kind"] != "exact"]
                 rows.append({

@@ -85,7 +85,8 @@ def plot_backtest(path: Path, frames: list[pd.DataFrame], params: list[dict],
                 ax.scatter([pd.Timestamp(t.date) for t in some], [t.value for t in some],
                            s=42, marker=MARKER[kind], zorder=6, edgecolor="black",
                            facecolor="#c0392b" if filled else "white",
-                           label=f"{label} figure" + ("" if kind == "exact" else f" ({kind} bound)"))
+                           label=f"{label} figure"
+                           + ("" if kind == "exact" else f" ({kind} bound)"))
         ax.axvline(pd.Timestamp(until), color="black", lw=0.8, ls="-.")
         ax.set_xlim(left=first)
         ax.set_title(f"{LABELS.get(platform, platform)} {series}", fontsize=9, loc="left")
