@@ -354,6 +354,8 @@ def backtest(until: str | dt.date, *, data: list[str | Path] | None = None,
         info = {
             "backtest_id": final.name, "until": until.isoformat(),
             "data": [{"path": str(p), **file_record(p)} for p in files],
+            # the calibration's own manifest names this file by its path while it was
+            # written, inside the .partial folder
             "known_figures_file": known_file.name, "known_rows": rows_known,
             "figures": {"known": len(known), "later": len(later),
                         "unused_rows": [{"file": f, "line": line, "reason": why}
@@ -361,7 +363,9 @@ def backtest(until: str | dt.date, *, data: list[str | Path] | None = None,
             "calibration": {"folder": cal_record, "reused": reused is not None,
                             "calibration_id": cal_info.get("calibration_id"),
                             "config": cal_info.get("config")},
-            "ensemble": {"source": how, "file": ens.source, "members_in_file": len(ens),
+            "ensemble": {"source": how, "members_in_file": len(ens),
+                         "file": (f"{cal_record}/ensemble.csv" if how == "ensemble.csv"
+                                  else f"{cal_record}: best parameters"),
                          "effective_size": round(ens.effective_size(), 1),
                          "members": members, "parameters": list(ens.names)},
             "scenario": scenario.name, "run": run,
