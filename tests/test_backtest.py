@@ -213,3 +213,23 @@ def test_cli_prints_where_and_the_common_scores(tmp_path, figures, capsys):
     out = capsys.readouterr().out
     assert code == 0 and "backtest written to" in out
     assert all(name in out for name in ("model", "line", "logistic"))
+
+
+@pytest.mark.slow
+def test_backtest_through_a_real_calibration(tmp_path, figures):
+    config = tmp_path / "small.toml"
+    config.write_text('scenario = "baseline"\ndata = "figures.csv"\nseed = 3\nreplicates = 1\n'
+                      "agents = 500\nmerchant_agents = 200\nbudget = 10\npopsize = 2\n"
+                      "polish_share = 0.0\n[free]\n"
+                      '"users.discovery_weekly_wechat" = [0.005, 0.15]\n'
+                      '"users.engagement_base" = [-6.0, 0.0]\n')
+    result = bt.backtest("2018-12-31", config=config, data=[figures], draws=2, replicates=1,
+                         workers=1, out=tmp_path / "out", progress=False)
+    info = json.loads((result.path / "manifest.json").read_text())
+    calibration = result.path / info["calibration"]["folder"]
+    fitted = json.loads((calibration / "manifest.json").read_text())
+    assert fitted["targets"] == 6  # the figures up to --until, no later one
+    assert set(info["ensemble"]["parameters"]) == {"users.discovery_weekly_wechat",
+                                                   "users.engagement_base"}
+    assert result.scores.groupby("forecaster").size().to_dict() == {
+        "line": 4, "logistic": 4, "model": 4}
