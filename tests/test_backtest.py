@@ -197,6 +197,8 @@ def test_cli_refuses_bad_folders_and_flags_before_any_work(tmp_path, figures, ca
         (["--calibration", str(tmp_path / "nowhere")], "no such folder"),
         (["--calibration", str(tmp_path)], "not a calibration folder"),
         (["--calibration", str(calibration), "--budget", "5"], "--budget: not allowed with"),
+        (["--calibration", str(calibration), "--data", str(tmp_path / "gone.csv")],
+         "gone.csv: no such file"),
     ]
     for flags, message in cases:
         code = main(["backtest", "--until", "2018-12-31", "--data", str(figures), *flags,
