@@ -7,6 +7,7 @@
     mpsim sweep NAME --param P=LO:HI   outcomes over many parameter values
     mpsim sensitivity NAME --param ... Sobol indices of key outcomes
     mpsim calibrate [--config FILE]    fit parameters to reported figures
+    mpsim backtest --until DATE        fit to the figures up to DATE, score the later ones
     mpsim plot RUN_DIR                 redraw a run's plots from its saved files
 
 User mistakes end with a one-line message and exit status 2. Ctrl-C (SIGINT), SIGTERM
@@ -195,6 +196,26 @@ def cmd_calibrate(args) -> int:
     return 0
 
 
+def cmd_backtest(args) -> int:
+    from calibration.backtest import backtest
+
+    result = backtest(args.until, data=args.data, config=args.config, budget=args.budget,
+                      calibration=args.calibration, draws=args.draws,
+                      replicates=args.replicates, seed=args.seed, workers=args.workers,
+                      dask_address=args.dask, out=args.out, progress=not args.quiet)
+    print(f"backtest written to {result.path}")
+    summary = result.summary
+    rows = summary[(summary["series"] == "all") & (summary["subset"] == "common")]
+    print(f"later figures every forecaster reaches (mean over exact figures; bounds: share met):")
+    for _, row in rows.iterrows():
+        print(f"  {row['forecaster']:9s} |log error| {row['mean_abs_log_error']:.3f}  "
+              f"WIS {row['mean_wis']:.3f}  in 50% {row['cover50']:.0%}  in 90% "
+              f"{row['cover90']:.0%}  ({row['exact_figures']} exact); bounds met "
+              f"{row['bounds_met']:.0%} of {row['bounds']}; 90% holds {row['in90_all']:.0%} "
+              "of all")
+    return 0
+
+
 def cmd_sweep(args) -> int:
     from .runner import check_output_dir
     from .sweep import parse_ranges, sensitivity, sweep
@@ -303,6 +324,42 @@ def build_parser() -> argparse.ArgumentParser:
                    help="results folder to write under (default: results/)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_calibrate)
+
+    p = sub.add_parser("backtest", help="fit to figures up to a date, score the later ones",
+                       description="Calibrate the ensemble to the reported figures dated up "
+                                   "to DATE (or reuse a calibration), forecast every later "
+                                   "figure the model produces (draws x replicates) and score "
+                                   "the forecasts beside a straight line and a logistic curve "
+                                   "fitted to the same figures: |log error| of the median, "
+                                   "50%/90% coverage and the weighted interval score. Writes "
+                                   "results/backtest/<id>/ with scores.csv, summary.csv, "
+                                   "fans.png and manifest.json.")
+    p.add_argument("--until", required=True, metavar="DATE",
+                   help="last date of the figures to fit, YYYY-MM-DD (a YYYY-MM figure is "
+                        "dated the 15th)")
+    p.add_argument("--data", type=Path, nargs="+", action="extend", metavar="CSV",
+                   help="targets files of reported figures, fitted and scored (default: the "
+                        "calibration file's data)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="calibration file (default: calibration/baseline.toml)")
+    p.add_argument("--budget", type=_positive_int, metavar="N",
+                   help="model evaluations of the calibration (default: the file's)")
+    p.add_argument("--calibration", type=Path, metavar="DIR",
+                   help="reuse this finished calibration folder instead of calibrating")
+    p.add_argument("--draws", type=_positive_int, metavar="D",
+                   help="ensemble members drawn (default: the scenario's [run] draws)")
+    p.add_argument("--replicates", type=_positive_int, metavar="R",
+                   help="replicates per draw (default: the scenario's [run] replicates)")
+    p.add_argument("--seed", type=_seed, metavar="S",
+                   help="root seed of the draws and the replicates (default: the "
+                        "calibration file's)")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="local worker processes (default: all cores)")
+    p.add_argument("--dask", metavar="ADDRESS", help="run on this Dask scheduler instead")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="results folder to write under (default: results/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_backtest)
 
     p = sub.add_parser("plot", help="redraw a run's plots from its saved files",
                        description="Redraw every plot of a finished run folder from its "
