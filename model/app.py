@@ -398,7 +398,8 @@ def check_port(host: str, port: int) -> None:
 
 def server_command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "solara", "run", "model.app", "--host", host,
-            "--port", str(port), "--no-open", "--production", "--log-level", "warning"]
+            "--port", str(port), "--no-open", "--production", "--no-check-version",
+            "--log-level", "warning"]
 
 
 def start_server(host: str = "localhost", port: int = 0,
