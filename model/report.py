@@ -366,8 +366,11 @@ def _header(folder: Path, kind: str, ident: str, info: dict[str, Any]) -> tuple[
         facts.append(("what", description))
     run = info.get("run") if isinstance(info.get("run"), dict) else {}
     if run:
-        size = [f"{run[k]:,} {label}" for k, label in (("draws", "draws"),
-                ("replicates", "replicates"), ("agents", "user agents")) if isinstance(run.get(k), int)]
+        ens = info.get("ensemble")
+        drawn = isinstance(ens, dict) and not ens.get("point", True)  # only runs draw
+        size = [f"{run[k]:,} {label}" for k, label in (("draws", "ensemble draws"),
+                ("replicates", "replicates"), ("agents", "user agents"))
+                if isinstance(run.get(k), int) and (k != "draws" or drawn)]
         facts.append(("size", " × ".join(size)))
         if run.get("start") and run.get("end"):
             facts.append(("horizon", f"{run['start']} to {run['end']}"))
