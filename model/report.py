@@ -53,6 +53,8 @@ PLOT_ORDER = ("overview.png", "fit.png", "compare_overlay.png", "compare_differe
 COMPARE_KEYS = ("wechat.miniprogram_dau", "alipay.miniprogram_dau",
                 "alipay.miniprogram_dau_share", "wechat.miniprogram_users_cumulative",
                 "alipay.miniprogram_users_cumulative", "wechat.pay_users")
+#: The year the README's comparison figures refer to.
+REFERENCE_YEAR = 2020
 #: Columns of a fit table, in the order shown (others are left to the CSV tables).
 FIT_COLUMNS = ("label", "date", "platform", "series", "kind", "unit", "reported",
                "simulated_mean", "simulated_median", "simulated_p05", "simulated_p95",
@@ -268,15 +270,18 @@ def _compare_section(folder: Path) -> str:
     diff = pd.read_csv(path)
     if diff.empty or "date" not in diff.columns:
         return ""
-    ends = sorted(d for d in diff["date"].unique() if str(d)[5:] == "12-31"
-                  or pd.Timestamp(d).month == 12 and pd.Timestamp(d).day >= 25)
-    date = ends[-1] if ends else sorted(diff["date"].unique())[-1]
-    rows = diff[(diff["date"] == date) & diff["output"].isin(COMPARE_KEYS)]
-    keep = [c for c in ("scenario", "baseline", "output", "unit", "median", "mean_difference",
-                        "p05", "p95", "prob_above_zero", "runs") if c in rows.columns]
-    return (f"<p class='note'>Each scenario minus the first at {_e(date)}, paired run by run "
-            "(median effect, 90% interval, probability the effect is above zero).</p>"
-            + _table(rows[keep]))
+    dates = sorted(diff["date"].unique())
+    ends = [d for d in dates if pd.Timestamp(d).month == 12 and pd.Timestamp(d).day >= 24]
+    # the README's reference year, and the last year-end
+    shown = sorted({d for d in ends if str(d).startswith(str(REFERENCE_YEAR))}
+                   | {ends[-1] if ends else dates[-1]})
+    rows = diff[diff["date"].isin(shown) & diff["output"].isin(COMPARE_KEYS)]
+    keep = [c for c in ("date", "scenario", "baseline", "output", "unit", "median",
+                        "mean_difference", "p05", "p95", "prob_above_zero", "runs")
+            if c in rows.columns]
+    return (f"<p class='note'>Each scenario minus the first at {_e(' and '.join(shown))}, "
+            "paired run by run (median effect, 90% interval, probability the effect is "
+            "above zero).</p>" + _table(rows[keep]))
 
 
 def _json_value(value: Any) -> Any:

@@ -146,8 +146,17 @@ def test_compare_writes_reports_for_itself_and_its_runs(scenario_file, tmp_path)
     [folder] = (tmp_path / "compare").iterdir()
     page = (folder / REPORT_NAME).read_text()
     assert "compare_overlay.png" in page and "alipay.miniprogram_dau_share" in page
+    key = _section(page, "Key figures")
+    last = pd.read_csv(folder / "differences.csv")["date"].max()  # tiny ends in 2020
+    assert f"first at {last}, paired" in key and "half_envelopes" in key
     changed = _section(page, "Parameters that differ")
     assert "scenario half_envelopes" in changed and "red_envelope.strength" in changed
     for run in (tmp_path / "tiny", tmp_path / "half_envelopes"):
         [run_folder] = run.iterdir()
         assert (run_folder / REPORT_NAME).is_file()
+
+
+def test_open_has_help(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["open", "--help"])
+    assert exc.value.code == 0 and "--print" in capsys.readouterr().out
