@@ -178,3 +178,14 @@ def test_the_page_loads_a_lever_moves_the_curves_and_screenshots_are_not_blank(
     assert pixels(shot).std() > 0.05
     print(f"loaded in {loaded:.1f} s; the lever redrew in {redrawn:.1f} s "
           f"(WeChat daily users, end of 2020: {before} -> {after} million)")
+
+
+def test_the_address_sets_the_scenario_and_a_lever(server, browser):
+    browser.call("Page.enable")
+    browser.call("Page.navigate", url=server + "?scenario=no_red_envelope&wufu.activity_lift=2")
+    text = browser.wait_for_text(lambda t: READY in t and WECHAT_DAU.search(t))
+    assert "no_red_envelope" in text and "Wufu: festival-week lift (log-odds): 2\n" in text
+    assert "wufu.activity_lift = 2.0" in text
+    # the readout's header row is followed by WeChat daily users: this view, baseline
+    values = re.search(r"WeChat daily users \(million\)\s+([\d.]+)\s+([\d.]+)", text)
+    assert float(values.group(1)) < float(values.group(2)) - 5  # no red envelopes
