@@ -159,6 +159,15 @@ def simulate_view(scenario: str, levers: dict[str, Any], *, agents: int = AGENTS
             "replicates": replicates, "seed": seed}
 
 
+def _view_or_error(scenario: str, levers: dict[str, Any], **settings) -> dict[str, Any] | MpsimError:
+    """simulate_view, or the one-line error that stopped it (e.g. parameters that do not
+    fit together), for the page to show."""
+    try:
+        return simulate_view(scenario, levers, **settings)
+    except MpsimError as exc:
+        return exc
+
+
 def _year_end(frames: list[pd.DataFrame], column: str, year: int) -> np.ndarray:
     """Each run's value at the last non-festival week of ``year`` (NaN if outside)."""
     frame = frames[0]
@@ -309,8 +318,8 @@ if solara is not None:
         changed = {n: v for n, v in levers.items() if v != base_values[n]}
         overrides = {**changed, **extra}
         view = solara.use_memo(
-            lambda: simulate_view(scenario, overrides, agents=agents, replicates=replicates,
-                                  seed=start["seed"]),
+            lambda: _view_or_error(scenario, overrides, agents=agents, replicates=replicates,
+                                   seed=start["seed"]),
             [scenario, _key(overrides), agents, replicates])
 
         solara.Title("mpsim: the mini-program race")
@@ -319,7 +328,10 @@ if solara is not None:
                 Controls(scenario, pick, levers, set_levers, extra_text, set_extra_text,
                          extra_error, agents, set_agents, replicates, set_replicates)
             with solara.Column():
-                Results(view, scenario, overrides)
+                if isinstance(view, MpsimError):
+                    solara.Error(f"Not run: {view}")
+                else:
+                    Results(view, scenario, overrides)
 
     @solara.component
     def Controls(scenario, pick, levers, set_levers, extra_text, set_extra_text, extra_error,

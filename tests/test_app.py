@@ -61,3 +61,9 @@ def test_app_help_and_a_port_in_use(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["app", "--port", "70000"])
     assert exc.value.code == 2 and "expected 0 to 65535" in capsys.readouterr().err
+
+
+def test_parameters_that_contradict_each_other_become_a_message_not_a_crash():
+    view = app._view_or_error("baseline", app.parse_overrides("alipay.launch = 2016-01-01"),
+                              agents=500, replicates=1)
+    assert isinstance(view, ParameterError) and "alipay.beta" in str(view)
