@@ -260,7 +260,7 @@ def _fit_section(fit: pd.DataFrame, source: str) -> str:
         summary = (f"<p><b>{int(met.sum())} of {len(fit)}</b> reported figures within 15% of "
                    "the simulated mean (a lower bound: not below it; an upper bound: not "
                    "above it).</p>")
-    return f"<p class='note'>{_e(source)}</p>{summary}" + _table(shown)
+    return f"<p class='note'>{_e(source)}</p>{summary}" + _table(shown, "fit")
 
 
 def _compare_section(folder: Path) -> str:
@@ -408,7 +408,8 @@ th, td { border: 1px solid #ddd; padding: 2px 6px; text-align: left; vertical-al
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 thead th { background: #f3f3f3; position: sticky; top: 0; }
 table.facts th { background: #f7f7f7; width: 9em; }
-table.small { font-size: .75em; }
+table.small, table.fit { font-size: .75em; }
+table.small td, table.fit td { white-space: nowrap; }
 .scroll { overflow-x: auto; max-height: 36em; overflow-y: auto; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .85em; color: #555; }
