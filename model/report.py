@@ -247,20 +247,25 @@ def run_fit_table(folder: Path, info: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: Columns of a fit table left to the CSV itself (long text, bookkeeping).
+FIT_HIDDEN = ("source", "line", "figures_file", "figures_line", "rule", "tier", "weight")
+
+
 def _fit_section(fit: pd.DataFrame, source: str) -> str:
     if fit.empty:
         return f"<p class='note'>No reported figure falls inside this folder ({_e(source)}).</p>"
     columns = [c for c in FIT_COLUMNS if c in fit.columns]
-    if {"date", "platform", "series"} <= set(columns):  # the label only repeats them
-        columns.remove("label") if "label" in columns else None
-    shown = fit[columns]
+    columns += [c for c in fit.columns if c not in columns and c not in FIT_HIDDEN]
+    if {"date", "platform", "series"} <= set(columns) and "label" in columns:
+        columns.remove("label")  # it only repeats them
     summary = ""
-    if "within_15pct" in fit.columns:
-        met = fit["within_15pct"].astype(str).str.lower().isin(("true", "1"))
-        summary = (f"<p><b>{int(met.sum())} of {len(fit)}</b> reported figures within 15% of "
-                   "the simulated mean (a lower bound: not below it; an upper bound: not "
-                   "above it).</p>")
-    return f"<p class='note'>{_e(source)}</p>{summary}" + _table(shown, "fit")
+    for column in [c for c in fit.columns if c.startswith(("within", "inside"))]:
+        met = fit[column].astype(str).str.lower().isin(("true", "1", "1.0", "yes"))
+        rule = ("within 15% of the simulated mean (a lower bound: not below it; an upper "
+                "bound: not above it)" if column == "within_15pct"
+                else f"{column.replace('_', ' ')}")
+        summary += f"<p><b>{int(met.sum())} of {len(fit)}</b> reported figures {_e(rule)}.</p>"
+    return f"<p class='note'>{_e(source)}</p>{summary}" + _table(fit[columns], "fit")
 
 
 def _compare_section(folder: Path) -> str:

@@ -160,3 +160,16 @@ def test_open_has_help(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["open", "--help"])
     assert exc.value.code == 0 and "--print" in capsys.readouterr().out
+
+
+def test_a_fit_table_with_columns_of_its_own_shows_them(tmp_path):
+    folder = tmp_path / "calibration" / "20260101T000000Z"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"date": ["2019-01-15"], "platform": ["wechat"], "series": ["miniprogram_dau"],
+                  "kind": ["exact"], "reported": [200.0], "predictive_p05": [150.0],
+                  "predictive_p95": [260.0], "inside_90pct": [True],
+                  "source": ["a long citation"]}).to_csv(folder / "fit_table.csv", index=False)
+    (folder / "manifest.json").write_text(json.dumps({"calibration_id": "20260101T000000Z"}))
+    key = _section(write_report(folder).read_text(), "Key figures")
+    assert "predictive_p05" in key and "260" in key and "a long citation" not in key
+    assert "<b>1 of 1</b> reported figures inside 90pct" in key
