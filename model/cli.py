@@ -9,6 +9,8 @@
     mpsim calibrate [--config FILE]    fit parameters to reported figures
     mpsim backtest --until DATE        fit to the figures up to DATE, score the later ones
     mpsim plot RUN_DIR                 redraw a run's plots from its saved files
+    mpsim open FOLDER                  open a results folder's report.html in the browser
+    mpsim app [--port P]               the interactive view in the browser (Solara)
 
 User mistakes end with a one-line message and exit status 2. Ctrl-C (SIGINT), SIGTERM
 and SIGHUP end a command with one line saying what was kept, after its clean-up has
@@ -133,7 +135,21 @@ def cmd_run(args) -> int:
     print(f"{scenario.name}: {what} x {result.run['replicates']} replicates x "
           f"{result.run['agents']:,} user agents written to {result.path}")
     _print_headline(result.path)
+    _report(result.path)
     return 0
+
+
+def _report(folder: Path) -> None:
+    """Write the folder's report.html (and its runs' for a comparison). The results are
+    complete before it, so a failure here is a note, never a failed command."""
+    try:
+        from .report import write_reports
+
+        for page in write_reports(folder):
+            print(f"report: {page}")
+    except Exception as exc:  # noqa: BLE001 - the results are written; say so and go on
+        print(f"mpsim: note: {folder}: report.html not written ({exc}); the results are "
+              f"complete; write it with: mpsim open {folder}", file=sys.stderr)
 
 
 def _print_headline(folder: Path) -> None:
@@ -164,6 +180,7 @@ def cmd_compare(args) -> int:
                      workers=args.workers, dask_address=args.dask, out=args.out,
                      progress=not args.quiet)
     print(f"comparison written to {folder}")
+    _report(folder)
     return 0
 
 
@@ -174,6 +191,7 @@ def cmd_plot(args) -> int:
     finished_run(args.run_dir)
     for path in plot_run(args.run_dir):
         print(path)
+    _report(args.run_dir)  # the page embeds the plots: redraw it with them
     return 0
 
 
@@ -193,6 +211,7 @@ def cmd_calibrate(args) -> int:
         print(f"  {name} = {value:.4g}")
     print(f"run it:            mpsim run {result.path / 'calibrated.toml'}")
     print(f"make it the baseline: python scripts/adopt_calibration.py {result.path}")
+    _report(result.path)
     return 0
 
 
@@ -230,7 +249,35 @@ def cmd_sweep(args) -> int:
     else:
         folder = sweep(args.scenario, ranges, design_kind=args.design, **common)
     print(f"{args.command} written to {folder}")
+    _report(folder)
     return 0
+
+
+def cmd_open(args) -> int:
+    from .report import REPORT_NAME, finished_folder, write_report
+
+    folder = args.folder.parent if args.folder.name == REPORT_NAME else args.folder
+    finished_folder(folder)
+    page = folder / REPORT_NAME
+    if not page.is_file():
+        page = write_report(folder)
+        print(f"report: {page} (written now)")
+    if args.print:
+        print(page.resolve())
+        return 0
+    import webbrowser
+
+    if not webbrowser.open(page.resolve().as_uri()):
+        raise MpsimError(f"{page}: no web browser could be started here; open the file "
+                         "yourself, or print its path with --print")
+    print(f"opened {page}")
+    return 0
+
+
+def cmd_app(args) -> int:
+    from .app import serve
+
+    return serve(port=args.port, host=args.host, browser=not args.no_browser)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -366,7 +413,44 @@ def build_parser() -> argparse.ArgumentParser:
                                    "series.csv and manifest.json.")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("open", help="open a results folder's report page in the browser",
+                       description="Open report.html of a finished results folder (run, "
+                                   "compare, sweep, sensitivity, calibration, backtest) in the "
+                                   "web browser: its plots, key figures against the reported "
+                                   "ones, changed parameters and manifest on one page. Writes "
+                                   "the page first if the folder has none.")
+    p.add_argument("folder", type=Path, metavar="FOLDER", help="a finished results folder")
+    p.add_argument("--print", action="store_true",
+                   help="print the page's path instead of opening a browser")
+    p.set_defaults(func=cmd_open)
+
+    p = sub.add_parser("app", help="interactive view: move the levers, watch the race",
+                       description="Serve the interactive view (Solara) and open it in the "
+                                   "browser: pick a scenario, move the red-envelope and "
+                                   "traffic-sharing levers or any parameter, and see users, "
+                                   "daily users, merchants and shares against the baseline "
+                                   "and the reported figures, with 5-95% bands, at a reduced "
+                                   "size (5,000 agents, 3 replicates: a few seconds a change). "
+                                   "Ctrl-C stops it.")
+    p.add_argument("--port", type=_port, default=8765, metavar="P",
+                   help="port to serve on (default 8765; 0 picks a free one)")
+    p.add_argument("--host", default="localhost", metavar="HOST",
+                   help="address to listen on (default localhost: this machine only)")
+    p.add_argument("--no-browser", action="store_true",
+                   help="serve only; print the address instead of opening a browser")
+    p.set_defaults(func=cmd_app)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"value {text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"value {text!r} is not a port; expected 0 to 65535")
+    return value
 
 
 #: Signals that end a command through its clean-up, like Ctrl-C.
