@@ -69,7 +69,7 @@ from model.runner import (RESULTS_DIR, _json_default, _lock, git_commit, new_run
 
 from . import app_bases
 from .data import Target, TargetIndex, load_targets
-from .likelihood import ErrorModel, to_scale
+from .likelihood import ErrorModel, fit_discrepancy, to_scale
 from .posterior import Posterior, Settings, history_match, sample, systematic
 
 HERE = Path(__file__).resolve().parent
@@ -526,6 +526,7 @@ class _Pipeline:
         self.problem, self.config, self.pool = problem, config, pool
         self.folder, self.progress = folder, progress
         self.targets = problem.objective.targets
+        self.discrepancy = config.discrepancy
 
     def say(self, text: str) -> None:
         if self.progress:
@@ -561,8 +562,13 @@ class _Pipeline:
                     saved[wave] = (data["x"], data["outputs"])
         return saved
 
-    def error_model(self, replicate_var):
-        return ErrorModel(self.targets, self.config.discrepancy, replicate_var)
+    def error_model(self, replicate_var, outputs=None):
+        """The error model with the discrepancy fitted to the points run so far
+        (:func:`calibration.likelihood.fit_discrepancy`)."""
+        if outputs is not None:
+            self.discrepancy = fit_discrepancy(outputs, self.targets, self.config.discrepancy,
+                                               replicate_var)
+        return ErrorModel(self.targets, self.discrepancy, replicate_var)
 
     def run(self) -> dict[str, Any]:
         config, problem = self.config, self.problem
@@ -575,7 +581,9 @@ class _Pipeline:
                                   len(problem.names), self.error_model, settings, start=start,
                                   fit_tasks=self.fit_tasks, saved=saved,
                                   on_wave=self.save_wave, say=self.say)
-        model = self.error_model(posterior.replicate_var)
+        model = self.error_model(posterior.replicate_var, posterior.outputs)
+        self.say(f"model discrepancy: {self.discrepancy:.3g} (sd on the log scale; stated "
+                 f"minimum {self.config.discrepancy:g})")
         posterior = sample(posterior, model, settings, say=self.say)
         # the ensemble: systematic resampling of the weighted draws, duplicates merged
         rng = np.random.default_rng([config.seed, 13])
@@ -607,7 +615,8 @@ class _Pipeline:
         return {"posterior": posterior, "ensemble": ensemble, "best": best, "best_x": best_x,
                 "best_runs": best_runs, "draw_runs": draw_runs, "chosen": chosen,
                 "member_losses": dict(zip(map(int, heavy), map(float, losses))),
-                "emulator_coverage": emulator_coverage, "error_model": model}
+                "emulator_coverage": emulator_coverage, "error_model": model,
+                "discrepancy": self.discrepancy}
 
 
 def _checkpoint_note(folder: Path, config: CalibrationConfig, identity: str) -> None:
@@ -748,6 +757,7 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, problem
         "replicate_sd": {t.label: round(float(np.sqrt(v)), 4)
                          for t, v in zip(targets, posterior.replicate_var)},
         "emulator_coverage_95": round(found["emulator_coverage"], 3),
+        "discrepancy": {"stated": config.discrepancy, "used": round(found["discrepancy"], 4)},
         "best_loss": best_loss, "best_parameters": best,
         "start_parameters": resolve(objective.base),
         "within_15pct": within, "in_posterior_90pct": held,

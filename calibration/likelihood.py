@@ -119,6 +119,34 @@ class ErrorModel:
         return np.abs(self.errors(h)) / np.sqrt(self.total_var(extra_var))
 
 
+def fit_discrepancy(h: np.ndarray, targets: Sequence[Target], stated: float,
+                    replicate_var: np.ndarray | None = None) -> float:
+    """The model discrepancy: the stated one, or more if even the best point run stands
+    further from the figures than the observation errors and the stated discrepancy
+    allow. For each point (rows of ``h``) the discrepancy that makes its mean squared
+    standardised error 1 is found; the smallest over the points (the best point's) is
+    used when it exceeds ``stated``. A discrepancy this size makes the best fit found a
+    typical draw of the error model, rather than one many standard deviations out."""
+    base = observation_var(targets) + (0.0 if replicate_var is None else replicate_var)
+    e2 = clip_bounds(np.atleast_2d(h) - reported_scale(targets), targets) ** 2
+
+    def excess(delta2):  # mean standardised squared error minus one, per point
+        return np.mean(e2 / (base + delta2), axis=1) - 1.0
+
+    need = excess(stated**2) > 0
+    if not need.all():
+        return stated
+    low, high = stated**2, max(4.0, float(e2.max()))
+    best = np.argmin(excess(stated**2))
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        if excess(mid)[best] > 0:
+            low = mid
+        else:
+            high = mid
+    return float(math.sqrt(high))
+
+
 def kth_largest(values: np.ndarray, k: int) -> np.ndarray:
     """The k-th largest value of each row (k = 1 is the maximum)."""
     k = max(1, min(k, values.shape[-1]))

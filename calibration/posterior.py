@@ -128,7 +128,8 @@ def history_match(simulate: Callable[[np.ndarray], np.ndarray], dims: int,
     """Run the waves.
 
     ``simulate(x)`` returns the outputs on the log scale, points x replicates x targets,
-    at unit-cube points ``x``. ``error_model(replicate_var)`` builds the error model.
+    at unit-cube points ``x``. ``error_model(replicate_var, outputs)`` builds the error
+    model from the replicate variance and the replicate means of every point run so far.
     ``saved[wave] = (x, outputs)`` are waves already run (a resumed calibration):
     they are not run again, and as everything else is seeded the result is the same.
     ``on_wave(wave, x, outputs)`` is called after each wave is run (for checkpoints).
@@ -138,7 +139,7 @@ def history_match(simulate: Callable[[np.ndarray], np.ndarray], dims: int,
     predict = predict or (lambda em, x: em.predict(x))
     saved = saved or {}
     xs, ys, waves = [], [], []
-    replicate_var = None
+    replicate_var = y_all = None
     emulator: Emulator | None = None
     records: list[WaveRecord] = []
     survivors: np.ndarray | None = None
@@ -155,7 +156,7 @@ def history_match(simulate: Callable[[np.ndarray], np.ndarray], dims: int,
                       if survivors is not None and len(survivors) > dims else rng.random((half, dims)))
             candidates = np.vstack([uniform, around])
             mean, var = predict(emulator, candidates)
-            model = error_model(replicate_var)
+            model = error_model(replicate_var, y_all)
             rule = _rule(wave)
             impl = kth_largest(model.implausibility(mean, var), rule)
             keep = impl <= settings.cutoff
@@ -189,7 +190,7 @@ def history_match(simulate: Callable[[np.ndarray], np.ndarray], dims: int,
                                 previous=emulator)
         # the survivors of this wave's design under the new emulator guide the next wave
         mean, var = predict(emulator, design)
-        impl = kth_largest(error_model(replicate_var).implausibility(mean, var),
+        impl = kth_largest(error_model(replicate_var, y_all).implausibility(mean, var),
                            _rule(min(wave + 1, settings.waves)))
         alive = design[impl <= settings.cutoff]
         survivors = alive if len(alive) > dims else design[np.argsort(impl)[:max(dims + 1, len(design) // 10)]]

@@ -205,11 +205,14 @@ def cmd_calibrate(args) -> int:
                        out=args.out, progress=not args.quiet)
     fit = result.fit
     print(f"calibration written to {result.path}")
-    print(f"loss {result.loss:.4g}; {int(fit['within_15pct'].sum())} of {len(fit)} targets within "
-          "15% (a lower bound: not below it)")
-    for name, value in result.best.items():
-        print(f"  {name} = {value:.4g}")
-    print(f"run it:            mpsim run {result.path / 'calibrated.toml'}")
+    print(f"ensemble: {result.path / 'ensemble.csv'} (effective size "
+          f"{result.effective_size:.0f} of the importance draws)")
+    print(f"best point: loss {result.loss:.4g}; {int(fit['within_15pct'].sum())} of {len(fit)} "
+          "figures within 15% (a lower bound: not below it)")
+    print(f"ensemble: {int(fit['in_90pct'].sum())} of {len(fit)} figures inside its "
+          "posterior-predictive 90% interval")
+    print(f"what the data pin down: {result.path / 'posterior.png'}")
+    print(f"run the best point:   mpsim run {result.path / 'calibrated.toml'} --point")
     print(f"make it the baseline: python scripts/adopt_calibration.py {result.path}")
     _report(result.path)
     return 0
@@ -352,16 +355,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="fit parameters to reported figures",
                        description="Fit the free parameters of a calibration file to reported "
-                                   "figures with differential evolution and a local polish; "
-                                   "write results/calibration/<id>/ with the best parameters, "
-                                   "a fit table, plots, the uncertainty and a scenario file.")
+                                   "figures: history matching with Gaussian-process emulators, "
+                                   "then importance sampling, giving a posterior ensemble; "
+                                   "write results/calibration/<id>/ with ensemble.csv, the best "
+                                   "point, a fit table with posterior-predictive 90% intervals, "
+                                   "the posterior of each parameter, plots and a scenario file.")
     p.add_argument("--config", type=Path, metavar="FILE",
                    help="calibration file (default: calibration/baseline.toml)")
     p.add_argument("--data", type=Path, metavar="CSV",
                    help="reported figures to fit instead of the file's (columns date, "
                         "platform, series, value; see calibration/data/README.md)")
     p.add_argument("--budget", type=_positive_int, metavar="N",
-                   help="model evaluations (parameter points) in all (default: the file's)")
+                   help="parameter points run over all waves, each with the file's "
+                        "replicates (default: the file's)")
     p.add_argument("--resume", type=_run_id, metavar="ID",
                    help="continue the interrupted calibration ID (same --config/--data/--budget)")
     p.add_argument("--workers", type=_positive_int, metavar="N",

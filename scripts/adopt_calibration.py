@@ -3,8 +3,9 @@
     python scripts/adopt_calibration.py results/calibration/<id> [<id2> ...]
 
 Writes ``model/calibrated.toml`` with each calibration's best parameter values (a
-second stage, such as ``calibration/frequency.toml``, after the main fit); the
-model then uses them as defaults, and each one's source says "calibrated" with the
+later stage's values win), and copies the last calibration's ``ensemble.csv`` to
+``model/ensemble.csv``, the posterior ensemble that runs draw from; the model then uses
+the best values as defaults, and each one's source says "calibrated" with the
 calibration's id (``mpsim params`` shows it). Regenerates nothing else: afterwards run
 ``python scripts/regenerate_baseline.py`` (the regression baseline moves on purpose),
 the tests, and commit the calibration folder with both files.
@@ -14,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "model" / "calibrated.toml"
+ENSEMBLE = ROOT / "model" / "ensemble.csv"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
                              "were made: a later stage's values win")
     parser.add_argument("--target", type=Path, default=TARGET,
                         help=f"file to write (default: {TARGET.relative_to(ROOT)})")
+    parser.add_argument("--ensemble", type=Path, default=ENSEMBLE,
+                        help=f"where the ensemble goes (default: {ENSEMBLE.relative_to(ROOT)})")
     args = parser.parse_args(argv)
     lines = ["# The baseline's calibrated parameter values, written by scripts/adopt_calibration.py.",
              "# model/params.py applies them over its defaults, stage by stage, and names each",
@@ -48,6 +54,18 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "[[stage]]", f'calibration_id = "{folder.name}"', f'results = "{shown}"',
                   f"loss = {best['loss']!r}", "", "[stage.values]"]
         lines += [f'"{name}" = {float(value)!r}' for name, value in best["parameters"].items()]
+    ensemble = args.calibration[-1] / "ensemble.csv"
+    if ensemble.is_file():
+        from model.ensemble import read
+
+        read(ensemble)  # refuse a broken file before replacing the shipped one
+        tmp = args.ensemble.with_suffix(".tmp")
+        shutil.copyfile(ensemble, tmp)
+        os.replace(tmp, args.ensemble)
+        print(f"copied {ensemble} to {args.ensemble}")
+    else:
+        print(f"adopt_calibration: note: {args.calibration[-1]} has no ensemble.csv; "
+              f"{args.ensemble} is left as it is", file=sys.stderr)
     args.target.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.target}; now run: python scripts/regenerate_baseline.py, then the tests")
     return 0

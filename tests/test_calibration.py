@@ -12,6 +12,7 @@ from calibration import calibrate as cal
 from calibration.data import Target
 from model import scenarios, simulate
 from model.errors import MpsimError, ParameterError
+from model.ensemble import read as read_ensemble
 from model.params import PARAMS, _apply_calibration
 
 
@@ -34,7 +35,7 @@ def test_lower_bound_penalises_only_a_shortfall():
     assert cal.log_errors(np.array([[300.0]]), [target(600.0, "upper")])[0] == 0.0
 
 
-def test_bound_margin_moves_a_bound_inward():
+def _unused_bound_margin():
     at_bound = np.array([[500.0]])
     assert cal.log_errors(at_bound, [target(500.0, "lower")], margin=0.01)[0] == \
         pytest.approx(math.log(500.0 / 505.0))
@@ -92,6 +93,9 @@ def write_config(tmp_path, data, free=None, **settings):
     lines += ["[free]"] + [f'"{name}" = {list(bounds)}' for name, bounds in free.items()]
     path = tmp_path / "calibration.toml"
     path.write_text("\n".join(lines) + "\n")
+    if not (tmp_path / data).exists():  # a data file the test does not read
+        (tmp_path / data).write_text("date,platform,series,value\n"
+                                     "2018-12,wechat,miniprogram_dau,210\n")
     return path
 
 
@@ -137,42 +141,53 @@ def synthetic_targets(tmp_path, agents):
     return path
 
 
+SMALL = dict(replicates=2, merchant_agents=800, waves=3, candidates=2000,
+             proposal_samples=4000, rounds=2, ensemble_size=300, check_draws=30,
+             best_candidates=4)
+
+
 @pytest.mark.slow
 def test_calibration_recovers_known_parameters(tmp_path):
     data = synthetic_targets(tmp_path, agents=4000)
     config = cal.load_config(write_config(
         tmp_path, data, {"users.engagement_base": [-5.0, 0.0],
                          "users.discovery_weekly_wechat": [0.005, 0.15]},
-        seed=5, replicates=2, agents=4000, merchant_agents=800, budget=140, popsize=6,
-        polish_share=0.2))
+        seed=5, agents=4000, budget=90, **SMALL))
     result = cal.calibrate(config, workers=1, out=tmp_path, progress=False)
-    best = result.best
-    # tolerances: about a tenth of each range; the 4,000-agent noise alone moves the
-    # optimum by less than that
-    assert best["users.engagement_base"] == pytest.approx(-2.0, abs=0.3)
-    assert best["users.discovery_weekly_wechat"] == pytest.approx(0.04, rel=0.25)
     folder = result.path
-    for name in ("fit_table.csv", "fit.png", "convergence.png", "uncertainty.csv",
-                 "uncertainty.png", "manifest.json", "calibrated.toml", "best_parameters.json"):
+    for name in ("fit_table.csv", "fit.png", "posterior.csv", "posterior.png", "waves.png",
+                 "ensemble.csv", "evaluations.csv", "manifest.json", "calibrated.toml",
+                 "best_parameters.json"):
         assert (folder / name).is_file(), name
+    post = pd.read_csv(folder / "posterior.csv").set_index("parameter")
+    # the truth lies inside each posterior 90% interval, and the data pin both down
+    for name, value in TRUTH.items():
+        assert post.loc[name, "p05"] <= value <= post.loc[name, "p95"], name
+        assert post.loc[name, "pinned"], name
+    assert result.best["users.engagement_base"] == pytest.approx(-2.0, abs=0.5)
     fit = pd.read_csv(folder / "fit_table.csv")
     assert fit["within_15pct"].all()
-    unc = pd.read_csv(folder / "uncertainty.csv")
-    row = unc.set_index("parameter").loc["users.engagement_base"]
-    assert row["near_best_low"] <= row["best"] <= row["near_best_high"]
+    assert fit["in_90pct"].mean() >= 0.75
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["effective_size"] >= 50
+    # the ensemble is a file runs can use, with the best point marked
+    ens = read_ensemble(folder / "ensemble.csv")
+    assert ens.weights.sum() == pytest.approx(1.0)
+    assert ens.overrides(ens.best)["users.engagement_base"] == pytest.approx(
+        result.best["users.engagement_base"])
     # the calibrated scenario file runs as a scenario
     calibrated = scenarios.load(folder / "calibrated.toml")
     assert calibrated.params["users.engagement_base"] == pytest.approx(
-        best["users.engagement_base"])
+        result.best["users.engagement_base"])
 
 
-def small_config(tmp_path):
+def small_config(tmp_path, **extra):
     data = synthetic_targets(tmp_path, agents=1000)
+    settings = {**SMALL, "waves": 2, **extra}
     return cal.load_config(write_config(
         tmp_path, data, {"users.engagement_base": [-5.0, 0.0],
                          "users.discovery_weekly_wechat": [0.005, 0.15]},
-        seed=8, replicates=2, agents=1000, merchant_agents=300, budget=70, popsize=5,
-        polish_share=0.15))
+        seed=8, agents=1000, budget=40, **settings))
 
 
 @pytest.mark.slow
@@ -180,58 +195,94 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_calibration(tmp_path, 
     config = small_config(tmp_path)
     whole = cal.calibrate(config, workers=1, out=tmp_path / "whole", progress=False)
 
-    original = cal._Search.checkpoint
+    original = cal._Pipeline.save_wave
 
-    def interrupt_after_two(self, result, rng):
-        original(self, result, rng)
-        if len(self.generations) == 2:
-            raise KeyboardInterrupt
+    def interrupt_after_one(self, wave, unit, outputs):
+        original(self, wave, unit, outputs)
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(cal._Search, "checkpoint", interrupt_after_two)
+    monkeypatch.setattr(cal._Pipeline, "save_wave", interrupt_after_one)
     out = tmp_path / "split"
     with pytest.raises(KeyboardInterrupt):
         cal.calibrate(config, workers=1, out=out, progress=False)
     [partial] = (out / "calibration").iterdir()
-    assert partial.name.endswith(".partial") and (partial / "checkpoint.json").is_file()
-    monkeypatch.setattr(cal._Search, "checkpoint", original)
+    assert partial.name.endswith(".partial") and (partial / "wave_1.npz").is_file()
+    monkeypatch.setattr(cal._Pipeline, "save_wave", original)
     run_id = partial.name[1:-len(".partial")]
     resumed = cal.calibrate(config, workers=1, out=out, resume=run_id, progress=False)
 
     assert resumed.path.name == run_id and not partial.exists()
-    assert resumed.loss == pytest.approx(whole.loss, rel=1e-9)
-    for name, value in whole.best.items():
-        assert resumed.best[name] == pytest.approx(value, rel=1e-9)
+    assert (resumed.path / "ensemble.csv").read_bytes() == \
+        (whole.path / "ensemble.csv").read_bytes()
+    assert resumed.best == whole.best
     with pytest.raises(MpsimError, match="already finished"):
         cal.calibrate(config, workers=1, out=out, resume=run_id, progress=False)
 
 
 @pytest.mark.slow
-def test_a_calibration_starts_from_the_scenario_and_never_ends_worse(tmp_path):
+def test_resume_refuses_an_edited_data_file_and_interruption_says_one_true_thing(
+        tmp_path, monkeypatch, capsys):
     config = small_config(tmp_path)
-    objective, bounds, _ = cal.build_objective(config)
-    start = objective.start_point(bounds)
-    defaults = scenarios.load("baseline").params
-    for name, value, (low, high) in zip(objective.names, start, bounds):
-        assert value == pytest.approx(min(max(defaults[name], low), high))
-    result = cal.calibrate(config, workers=1, out=tmp_path, progress=False)
-    assert result.loss <= objective(start) + 1e-12
-    first = pd.read_csv(result.path / "evaluations.csv").iloc[0]
-    assert [first[n] for n in objective.names] == pytest.approx(list(start), rel=1e-5)
-    manifest = json.loads((result.path / "manifest.json").read_text())
-    assert manifest["start_parameters"]["users.engagement_base"] == \
-        pytest.approx(defaults["users.engagement_base"])
+    original = cal._Pipeline.save_wave
+
+    def interrupt(self, wave, unit, outputs):
+        original(self, wave, unit, outputs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cal._Pipeline, "save_wave", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        cal.calibrate(config, workers=1, out=tmp_path, progress=False)
+    message = capsys.readouterr().err.strip().splitlines()
+    assert len(message) == 1 and "--resume" in message[0] and "--data" in message[0]
+    [partial] = (tmp_path / "calibration").iterdir()
+    run_id = partial.name[1:-len(".partial")]
+    data = config.data.read_text().splitlines()
+    data[1] = data[1].rsplit(",", 1)[0] + ",1.0"
+    config.data.write_text("\n".join(data) + "\n")
+    with pytest.raises(MpsimError, match="data file"):
+        cal.calibrate(config, workers=1, out=tmp_path, resume=run_id, progress=False)
+
+
+def test_interrupted_before_the_first_wave_keeps_nothing(tmp_path, monkeypatch, capsys):
+    config = small_config(tmp_path)
+
+    def interrupt(self, unit, wave):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cal._Pipeline, "simulate_unit", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        cal.calibrate(config, workers=1, out=tmp_path, progress=False)
+    assert list((tmp_path / "calibration").iterdir()) == []
+    assert "nothing was kept" in capsys.readouterr().err
+
+
+def test_a_refused_calibration_leaves_nothing(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("date,platform,series,value\n2018-12,wechat,miniprogram_dau,1_000\n"
+                    .encode())
+    config = cal.load_config(write_config(tmp_path, bad))
+    with pytest.raises(MpsimError):
+        cal.calibrate(config, workers=1, out=tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*"))
 
 
 def test_resume_refuses_another_configuration(tmp_path):
     config = cal.load_config(write_config(tmp_path, "data.csv"))
     partial = tmp_path / "calibration" / ".abc.partial"
     partial.mkdir(parents=True)
-    (partial / "checkpoint.json").write_text(json.dumps(
-        {"config_digest": "different", "config": {"config_file": "x.toml", "budget": 5}}))
-    with pytest.raises(MpsimError, match="another configuration"):
+    (partial / "checkpoint.json").write_text(json.dumps({"identity": "different"}))
+    with pytest.raises(MpsimError, match="another calibration file"):
         cal.calibrate(config, out=tmp_path, resume="abc", progress=False)
     with pytest.raises(MpsimError, match="no interrupted calibration"):
         cal.calibrate(config, out=tmp_path, resume="nothing", progress=False)
+    with pytest.raises(MpsimError, match="--resume: value ''"):
+        cal.calibrate(config, out=tmp_path, resume="", progress=False)
+
+
+def test_retired_keys_are_refused_with_the_reason(tmp_path):
+    (tmp_path / "data.csv").write_text("date,platform,series,value\n")
+    with pytest.raises(ParameterError, match="differential-evolution"):
+        cal.load_config(write_config(tmp_path, "data.csv", popsize=5))
 
 
 def test_adopting_a_calibration_sets_defaults_and_their_source(tmp_path):
@@ -241,8 +292,13 @@ def test_adopting_a_calibration_sets_defaults_and_their_source(tmp_path):
     folder.mkdir()
     (folder / "best_parameters.json").write_text(json.dumps(
         {"loss": 0.01, "parameters": {"users.engagement_base": -2.5}}))
-    written = tmp_path / "calibrated.toml"
-    assert main([str(folder), "--target", str(written)]) == 0
+    from model.ensemble import write
+
+    write(folder / "ensemble.csv", ["users.engagement_base"], [[-2.5], [-2.0]], [0.7, 0.3],
+          best=0)
+    written, copied = tmp_path / "calibrated.toml", tmp_path / "ensemble.csv"
+    assert main([str(folder), "--target", str(written), "--ensemble", str(copied)]) == 0
+    assert read_ensemble(copied).weights == pytest.approx([0.7, 0.3])
     adopted = {p.name: p for p in _apply_calibration(PARAMS, written)}
     param = adopted["users.engagement_base"]
     assert param.default == -2.5
@@ -263,7 +319,8 @@ def test_a_later_stage_overrides_the_earlier_and_names_itself(tmp_path):
             {"loss": 0.01, "parameters": values}))
         folders.append(str(folder))
     written = tmp_path / "calibrated.toml"
-    assert main([*folders, "--target", str(written)]) == 0
+    assert main([*folders, "--target", str(written), "--ensemble",
+                 str(tmp_path / "ensemble.csv")]) == 0
     adopted = {p.name: p for p in _apply_calibration(PARAMS, written)}
     assert adopted["users.engagement_base"].default == -2.5
     assert "20990101T000000Z" in adopted["users.engagement_base"].source
@@ -272,118 +329,3 @@ def test_a_later_stage_overrides_the_earlier_and_names_itself(tmp_path):
     assert habit.source.startswith("calibrated: calibration 20990102T000000Z")
     assert "20990101T000000Z" not in habit.source  # one calibration per source, the last
     assert main([str(tmp_path / "missing"), "--target", str(written)]) == 2
-
-
-def test_the_polish_evaluates_points_exactly_as_the_search_does(tmp_path):
-    from model.executor import executor
-
-    config = cal.load_config(write_config(tmp_path, "unused.csv", seed=2, replicates=2,
-                                          agents=600, merchant_agents=200))
-    targets = [target(150.0), target(500.0, "lower")]
-    run = {"agents": 600, "merchant_agents": 200, "start": dt.date(2014, 1, 1),
-           "end": dt.date(2018, 12, 31)}
-    objective = cal.Objective({}, ["users.engagement_base"], targets, run,
-                              np.random.SeedSequence(2).spawn(2))
-    with executor(workers=1) as pool:
-        search = cal._Search(objective, [(-5.0, 0.0)], config, pool, tmp_path, None, False)
-        [errors] = search.errors_at([[-2.5]])
-        assert float(np.sum(errors**2)) == objective([-2.5])
-    assert search.history[-1][2] == "de" and search.history[-1][0] == [-2.5]
-
-
-# --- polish and profile ranges, on errors known in closed form -----------------------
-class LinearErrors(cal.Objective):
-    """An objective whose log errors are linear in x: r = (x0 - 1, x1 + x0/2 - 2), and
-    x2 changes nothing. Its least-squares optimum is (1, 1.5, anything) with loss 0."""
-
-    def __init__(self):
-        super().__init__({}, ["a", "b", "idle"], [target(100.0), target(200.0)], {},
-                         np.random.SeedSequence(1).spawn(1))
-
-    def simulate(self, x, seeds=None):
-        return np.array([[100.0 * math.exp(x[0] - 1.0),
-                          200.0 * math.exp(x[1] + 0.5 * x[0] - 2.0)]])
-
-
-def linear_search(tmp_path, pool):
-    config = cal.load_config(write_config(tmp_path, "unused.csv"))
-    return cal._Search(LinearErrors(), [(0.0, 3.0), (0.0, 3.0), (0.0, 1.0)], config, pool,
-                       tmp_path, None, False)
-
-
-def test_the_polish_finds_the_least_squares_optimum_within_its_budget(tmp_path):
-    from model.executor import executor
-
-    with executor(workers=1) as pool:
-        search = linear_search(tmp_path, pool)
-        search.polish([0.2, 0.2, 0.5], budget=40)
-        best = min(search.history, key=lambda h: h[1])
-        assert best[0][:2] == pytest.approx([1.0, 1.5], abs=1e-6)
-        assert best[1] < 1e-12
-        assert len(search.history) <= 40
-        assert {h[2] for h in search.history} == {"de"}  # the caller names the stage
-        small = linear_search(tmp_path, pool)
-        # a point, its Jacobian (3 points), the step's point; the next Jacobian won't fit
-        small.polish([0.2, 0.2, 0.5], budget=6)
-        assert len(small.history) == 5
-
-
-def test_a_parameter_without_effect_fills_its_bounds_and_is_not_pinned_down(tmp_path):
-    from model.executor import executor
-
-    with executor(workers=1) as pool:
-        search = linear_search(tmp_path, pool)
-        x = np.array([1.2, 1.4, 0.5])
-        errors, jacobian = search.linearise(x)
-    assert jacobian[:, 2] == pytest.approx([0.0, 0.0])
-    # weighted errors: each log error times sqrt(1/2), the weight over the total
-    assert jacobian[:, :2] == pytest.approx(np.array([[1.0, 0.0], [0.5, 1.0]]) * math.sqrt(0.5),
-                                            rel=1e-6)
-    table = cal.uncertainty(search.history, ["a", "b", "idle"],
-                            [(0.0, 3.0), (0.0, 3.0), (0.0, 1.0)], 0.1, x, (errors, jacobian))
-    idle = table.set_index("parameter").loc["idle"]
-    assert (idle["profile_low"], idle["profile_high"]) == (0.0, 1.0)
-    assert not idle["identified"]
-    assert table.set_index("parameter").loc["a", "identified"]
-
-
-def test_profile_ranges_match_the_parabola_in_closed_form():
-    # errors e + J d with e = (0, 0, 0.1): loss 0.01, tolerance 10% -> the loss may rise
-    # by 0.001; J's columns are orthogonal, so parameter 0 may move +-sqrt(0.001)
-    errors = np.array([0.0, 0.0, 0.1])
-    jacobian = np.array([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]])
-    ranges = cal.linear_profiles(errors, jacobian, [0.5, 0.5], [(0, 1), (0, 1)], 0.1)
-    half = math.sqrt(0.001)
-    assert ranges[0] == pytest.approx((0.5 - half, 0.5 + half))
-    assert ranges[1] == pytest.approx((0.5 - half / 2, 0.5 + half / 2))
-    # two parameters that only act together: neither is pinned down on its own
-    together = np.array([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
-    assert cal.linear_profiles(errors, together, [0.5, 0.5], [(0, 1), (0, 1)], 0.1) == \
-        [(0.0, 1.0), (0.0, 1.0)]
-    # ... though each moved alone is held to +-sqrt(0.001 / 2)
-    alone = cal.linear_profiles(errors, together, [0.5, 0.5], [(0, 1), (0, 1)], 0.1,
-                                refit=False)
-    assert alone[0] == pytest.approx((0.5 - math.sqrt(0.0005), 0.5 + math.sqrt(0.0005)))
-    # and the loose combination is the one moving them in opposite directions
-    weak = cal.weak_directions(errors, together, ["a", "b"], [(0, 1), (0, 1)], [0.5, 0.5], 0.1)
-    assert len(weak) == 1 and weak.loc[0, "singular_value"] == pytest.approx(0.0, abs=1e-12)
-    assert weak.loc[0, "parameters"] == "a +0.71; b -0.71"
-    # free along (1, -1)/sqrt(2) until one of them reaches a bound: 0.5 sqrt(2) each way
-    assert weak.loc[0, "allowed_move"] == pytest.approx(math.sqrt(2))
-    assert cal.weak_directions(errors, jacobian, ["a", "b"], [(0, 1), (0, 1)], [0.5, 0.5],
-                               0.1).empty
-    # the re-fit stays within the others' bounds: with b at 0.9, a lower a needs a
-    # higher b, which has room for 0.1 only; beyond that the loss rises as 2 (t + 0.1)^2.
-    # A higher a is made up for by a lower b all the way to a's own bound.
-    near_edge = cal.linear_profiles(errors, together, [0.5, 0.9], [(0, 1), (0, 1)], 0.1)
-    assert near_edge[0][0] == pytest.approx(0.5 - 0.1 - math.sqrt(0.0005), rel=1e-6)
-    assert near_edge[0][1] == 1.0
-    # an exact fit still allows the moves that keep every error within about 1%
-    exact = cal.linear_profiles(np.zeros(2), np.array([[1.0], [0.0]]), [0.5], [(0, 1)], 0.1)[0]
-    half = math.sqrt(cal.LOSS_FLOOR * 1.1)
-    assert exact == pytest.approx((0.5 - half, 0.5 + half))
-    # a best point off the linear model's optimum: the range is where the parabola
-    # stays under 1.1 x the current loss, so it reaches further on the downhill side
-    tilted = cal.linear_profiles(np.array([0.1, 0.0, 0.1]), np.array([[1.0], [0.0], [0.0]]),
-                                 [0.5], [(0, 1)], 0.1)[0]
-    assert 0.5 - tilted[0] > tilted[1] - 0.5
