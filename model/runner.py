@@ -483,7 +483,7 @@ def run_scenario(scenario: Scenario, *, replicates: int | None = None, seed: int
     else:
         frames = simulate_replicates(scenario, run, pool, progress=progress, plan=plan)
     wall = time.perf_counter() - clock
-    final = new_run_dir((out or RESULTS_DIR) / scenario.name, started)
+    final = new_run_dir(Path(out or RESULTS_DIR) / scenario.name, started)
 
     def write(folder: Path) -> None:
         stack(frames, labels, plan.members).to_csv(folder / "series.csv", index=False,
