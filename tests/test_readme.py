@@ -48,7 +48,6 @@ def test_the_readme_has_python_and_shell_blocks():
     assert _blocks("python") and _blocks("bash")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("number", range(len(_blocks("python"))))
 def test_each_python_block_runs_as_a_script(number, tmp_path):
     code = _blocks("python")[number]
