@@ -75,6 +75,17 @@ DESIGNS = ("grid", "lhs", "sobol")
 #: Confidence level of the bootstrap intervals of the Sobol' indices.
 CONFIDENCE = 0.90
 BOOTSTRAP_RESAMPLES = 999
+#: The widest 90% interval of a Sobol' index taken as an estimate: an index known only to
+#: within more than this is flagged "sample too small".
+MAX_INTERVAL_WIDTH = 0.2
+#: How far an estimate may stray outside [0, 1], or first-order above total, before it
+#: is flagged: sampling noise of an index that is truly 0 (or truly equal to its total)
+#: goes a little past the bound at any N.
+INDEX_MARGIN = 0.05
+#: An outcome whose spread over every point is below this share of its size has no
+#: variance worth splitting: its indices measure noise.
+FLAT_OUTCOME = 1e-3
+TOO_SMALL = "sample too small"
 
 
 # --- parameter ranges ---------------------------------------------------------------
@@ -436,6 +447,15 @@ def _uniform_dists(ranges) -> list:
     return [uniform(loc=lo, scale=hi - lo) for lo, hi in zip(lows, highs)]
 
 
+def sobol_unit_points(d: int, n: int, seed: int | None = 0) -> np.ndarray:
+    """The unit-cube points behind Saltelli's design, n x 2d: the first ``d`` columns
+    make ``A``, the rest ``B`` (one scrambled Sobol' sequence, as
+    ``scipy.stats.sobol_indices`` draws it)."""
+    from scipy.stats import qmc
+
+    return qmc.Sobol(d=2 * d, scramble=True, bits=64, rng=seed).random(n)
+
+
 def sobol_points(ranges: dict[str, tuple[float, float]], n: int,
                  seed: int | None = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The matrices ``A``, ``B`` (each d x n) and ``AB`` (d x d x n) of Saltelli's design.
@@ -445,11 +465,9 @@ def sobol_points(ranges: dict[str, tuple[float, float]], n: int,
     each parameter's uniform ``ppf``; page *k* of ``AB`` is ``A`` with row *k* from
     ``B``. Integer parameters are rounded.
     """
-    from scipy.stats import qmc
-
     ranges = _checked_ranges(ranges)
     d = len(ranges)
-    unit = qmc.Sobol(d=2 * d, scramble=True, bits=64, rng=seed).random(n)  # n x 2d
+    unit = sobol_unit_points(d, n, seed)  # n x 2d
     dists = _uniform_dists(ranges)
     a_b = np.stack([dists[k % d].ppf(unit[:, k]) for k in range(2 * d)])  # 2d x n
     A = _round_integers(a_b[:d].T, ranges).T
@@ -507,13 +525,69 @@ def indices_from_evaluations(evaluations: np.ndarray, n: int, parameters: list[s
             intervals[f"{key}_high"] = np.reshape(part.confidence_interval.high, (s, d))
     rows = []
     for i, outcome in enumerate(outcomes):
+        flat = _flat(evaluations[i])
         for k, parameter in enumerate(parameters):
             row = {"outcome": outcome, "parameter": parameter,
                    "first_order": first[i, k], "total": total[i, k]}
             for key, array in intervals.items():
                 row[key] = array[i, k]
+            row["flag"], row["n_needed"] = _judge(row, n, flat)
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _flat(values: np.ndarray) -> bool:
+    """Whether an outcome hardly moves over the points (see ``FLAT_OUTCOME``)."""
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return True
+    size = float(np.max(np.abs(values)))
+    return size == 0 or float(np.ptp(values)) <= FLAT_OUTCOME * size
+
+
+def _judge(row: dict[str, float], n: int, flat: bool) -> tuple[str, float]:
+    """The flag of one (outcome, parameter) row and the base sample that would do.
+
+    ``sample too small`` when an estimate lies outside [0, 1] or first-order exceeds
+    total (each by more than ``INDEX_MARGIN``), or a 90% interval is wider than
+    ``MAX_INTERVAL_WIDTH``. The interval width shrinks as 1 / sqrt(N), so the N that
+    would do is N (width / limit) ** 2, and at least 4 N when an estimate is impossible,
+    rounded up to a power of 2. ``outcome hardly moves`` when the outcome's spread over
+    every point is below ``FLAT_OUTCOME`` of its size: more points do not help, a
+    wider range or another outcome does.
+    """
+    if flat:
+        return "outcome hardly moves", np.nan
+    first, total = row["first_order"], row["total"]
+    if not (np.isfinite(first) and np.isfinite(total)):
+        return TOO_SMALL, float(4 * n)
+    impossible = (min(first, total) < -INDEX_MARGIN or max(first, total) > 1 + INDEX_MARGIN
+                  or first > total + INDEX_MARGIN)
+    widths = [row.get(f"{key}_high", np.nan) - row.get(f"{key}_low", np.nan)
+              for key in ("first_order", "total")]
+    widths = [w for w in widths if np.isfinite(w)]
+    widest = max(widths, default=0.0)
+    if not impossible and widest <= MAX_INTERVAL_WIDTH:
+        return "", np.nan
+    factor = max((widest / MAX_INTERVAL_WIDTH) ** 2, 4.0 if impossible else 1.0)
+    return TOO_SMALL, float(2 ** math.ceil(math.log2(n * factor)))
+
+
+def flag_summary(indices: pd.DataFrame, n: int) -> str | None:
+    """One warning line about the flagged indices of a table, or None if none is."""
+    small = indices[indices["flag"] == TOO_SMALL]
+    flat = sorted(set(indices.loc[indices["flag"] == "outcome hardly moves", "outcome"]))
+    parts = []
+    if len(small):
+        needed = int(np.nanmax(small["n_needed"]))
+        parts.append(f"{len(small)} of {len(indices)} indices flagged '{TOO_SMALL}' (outside "
+                     f"[0, 1], first-order above total, or a 90% interval wider than "
+                     f"{MAX_INTERVAL_WIDTH:g}) in {', '.join(sorted(set(small['outcome'])))}; "
+                     f"--samples {needed} would do (now {n})")
+    if flat:
+        parts.append(f"{', '.join(flat)} hardly move over the ranges (spread under "
+                     f"{FLAT_OUTCOME:.1%} of their size): their indices measure noise")
+    return "warning: " + "; ".join(parts) if parts else None
 
 
 def sensitivity(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, float]], *,
@@ -572,6 +646,9 @@ def sensitivity(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, 
                          f"{at}; Sobol' indices need finite outcomes (more agents may help)")
     indices = indices_from_evaluations(means.T, samples, names, list(OUTCOME_NAMES),
                                        rng=run["seed"])
+    warning = flag_summary(indices, samples)
+    if warning:
+        print(f"sensitivity {scenario.name}: {warning}", file=sys.stderr)
     final = new_run_dir(Path(out or RESULTS_DIR) / "sensitivity" / scenario.name, started)
 
     def write(folder: Path) -> None:
@@ -590,6 +667,12 @@ def sensitivity(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, 
                           "seeded with the root seed",
                 "bootstrap": {"method": "BCa over the n rows", "confidence_level": CONFIDENCE,
                               "resamples": BOOTSTRAP_RESAMPLES},
+                "flags": {TOO_SMALL: f"an estimate outside [0, 1] or first-order above "
+                                     f"total by more than {INDEX_MARGIN:g}, or a 90% "
+                                     f"interval wider than {MAX_INTERVAL_WIDTH:g}; n_needed "
+                                     "= n (width / limit)^2 (at least 4 n), a power of 2",
+                          "outcome hardly moves": f"spread over every point below "
+                                                  f"{FLAT_OUTCOME:.1%} of the outcome's size"},
             },
             "common_random_numbers": "every point uses the same replicate seeds",
             "outcomes": _outcomes_manifest(),
@@ -691,15 +774,33 @@ def plot_sobol_indices(indices: pd.DataFrame, path: Path,
                 ok = np.isfinite(low) & np.isfinite(high)
                 yerr = np.vstack([np.where(ok, np.maximum(value - low, 0), 0),
                                   np.where(ok, np.maximum(high - value, 0), 0)])
-            ax.bar(x + shift, value, width, color=colour, label=label, yerr=yerr,
-                   error_kw={"elinewidth": 0.8, "capsize": 2})
+            bars = ax.bar(x + shift, np.clip(value, -0.1, 1.15), width, color=colour,
+                          label=label, yerr=yerr, error_kw={"elinewidth": 0.8, "capsize": 2})
+            flagged = (rows["flag"] == TOO_SMALL).to_numpy() if "flag" in rows else []
+            for bar, bad in zip(bars, flagged):
+                if bad:  # hatched, edged in red: not an estimate to read
+                    bar.set_hatch("///")
+                    bar.set_edgecolor("#d62728")
+                    bar.set_alpha(0.45)
         ax.axhline(0, color="black", lw=0.8)
-        ax.set_title(outcome, fontsize=9, loc="left")
+        ax.axhline(1, color="grey", lw=0.6, ls="--")
+        ax.set_ylim(-0.1, 1.15)  # indices live in [0, 1]; error bars beyond are cut
+        flat = "flag" in rows and (rows["flag"] == "outcome hardly moves").all()
+        ax.set_title(outcome + ("  (hardly moves over the ranges: indices are noise)"
+                                if flat else ""), fontsize=9, loc="left",
+                     color="#d62728" if flat else "black")
         ax.set_xticks(x, parameters if ax is axes[-1, 0] else [""] * len(parameters),
                       fontsize=8, rotation=15 if len(parameters) > 3 else 0)
         ax.set_ylabel("index", fontsize=8)
         ax.grid(alpha=0.3, axis="y")
-    axes[0, 0].legend(fontsize=8, loc="upper right")
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color="#4c72b0", label="first order"), Patch(color="#dd8452", label="total")]
+    if "flag" in indices and (indices["flag"] == TOO_SMALL).any():
+        handles.append(Patch(facecolor="white", edgecolor="#d62728", hatch="///",
+                             label=f"{TOO_SMALL}: read n_needed in sobol_indices.csv"))
+    axes[0, 0].legend(handles=handles, fontsize=8, loc="lower left", bbox_to_anchor=(0.0, 1.12),
+                      ncol=3, frameon=False)
     method = info.get("method", {})
     fig.suptitle("Sobol' sensitivity indices (bars: 90% bootstrap intervals)", fontsize=11)
     fig.text(0.01, 0.005, _footer_text(info, f"n = {method.get('base_samples_n', '?')}, "

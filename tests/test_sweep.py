@@ -2,6 +2,7 @@
 
 import datetime as dt
 import json
+import math
 import pickle
 
 import numpy as np
@@ -12,8 +13,9 @@ from scipy.stats import sobol_indices, spearmanr, uniform
 from model import scenarios
 from model.errors import MpsimError, ParameterError, ScenarioError
 from model.sweep import (OUTCOME_NAMES, OUTCOMES, _outcomes_task, _stack_points, design,
-                         indices_from_evaluations, outcome_values, parse_ranges, sensitivity,
-                         sobol_points, sweep)
+                         MAX_INTERVAL_WIDTH, flag_summary, indices_from_evaluations,
+                         outcome_values, parse_ranges, sensitivity, sobol_points,
+                         sobol_unit_points, sweep)
 
 STRENGTH = "red_envelope.strength"  # float in [0, 10]
 DEGREE = "network.mean_degree"  # integer in [2, 50]
@@ -239,6 +241,67 @@ def test_points_and_indices_match_scipys_own_sampling_exactly():
     assert {"first_order_low", "first_order_high", "total_low", "total_high"} <= set(table)
     inside = table["first_order_low"] <= table["first_order_high"]
     assert inside.all()
+
+
+def _ishigami_indices(n: int, seed: int = 0) -> pd.DataFrame:
+    """The module's estimator on the Ishigami function (a = 7, b = 0.1, inputs uniform
+    on [-pi, pi]), on the module's Saltelli design."""
+    unit = sobol_unit_points(3, n, seed)
+    x = -np.pi + 2 * np.pi * unit
+    A, B = x[:, :3].T, x[:, 3:].T
+    AB = np.tile(A, (3, 1, 1))
+    AB[np.arange(3), np.arange(3)] = B
+    z = _stack_points(A, B, AB).T
+    y = np.sin(z[0]) + 7 * np.sin(z[1]) ** 2 + 0.1 * z[2] ** 4 * np.sin(z[0])
+    return indices_from_evaluations(np.atleast_2d(y), n, ["x1", "x2", "x3"], ["ishigami"],
+                                    rng=seed)
+
+
+ISHIGAMI_FIRST = [0.314, 0.442, 0.000]  # Saltelli et al. (2008), Global Sensitivity
+ISHIGAMI_TOTAL = [0.558, 0.442, 0.244]  # Analysis: The Primer, a = 7, b = 0.1
+
+
+def test_the_ishigami_indices_fall_within_their_intervals_and_are_not_flagged():
+    table = _ishigami_indices(2 ** 12, seed=1)
+    for key, published in (("first_order", ISHIGAMI_FIRST), ("total", ISHIGAMI_TOTAL)):
+        low, high = table[f"{key}_low"].to_numpy(), table[f"{key}_high"].to_numpy()
+        assert (low <= np.array(published)).all() and (np.array(published) <= high).all(), \
+            (key, low, high)
+        assert (high - low < MAX_INTERVAL_WIDTH).all()
+    assert (table["flag"] == "").all() and table["n_needed"].isna().all()
+
+
+def test_a_tiny_ishigami_sample_is_flagged_with_the_n_that_would_do():
+    n = 16
+    table = _ishigami_indices(n, seed=1)
+    assert (table["flag"] == "sample too small").any()
+    flagged = table[table["flag"] == "sample too small"]
+    assert (flagged["n_needed"] >= 4 * n).all()
+    assert all(math.log2(v).is_integer() for v in flagged["n_needed"])
+    line = flag_summary(table, n)
+    assert "sample too small" in line and "--samples" in line and "\n" not in line
+
+
+def test_impossible_indices_are_flagged_even_with_narrow_intervals():
+    # one outcome with more variance in its A/AB differences than in A and B together:
+    # the estimator gives indices above 1 (the symptom seen with few points)
+    rng = np.random.default_rng(0)
+    n = 8
+    f_A, f_B = rng.normal(0, 0.1, n), rng.normal(0, 0.1, n)
+    f_AB = [f_B + rng.normal(0, 1.0, n) for _ in range(2)]
+    values = np.atleast_2d(np.concatenate([f_A, f_B, *f_AB]))
+    table = indices_from_evaluations(values, n, ["p", "q"], ["y"], bootstrap=False)
+    assert (table["total"] > 1).all()
+    assert (table["flag"] == "sample too small").all() and (table["n_needed"] >= 32).all()
+
+
+def test_an_outcome_that_hardly_moves_is_flagged_as_such():
+    n = 8
+    rng = np.random.default_rng(2)
+    values = np.atleast_2d(766.04 + 0.06 * rng.random(4 * n))  # 766.04 to 766.10
+    table = indices_from_evaluations(values, n, ["p", "q"], ["y"], bootstrap=False)
+    assert (table["flag"] == "outcome hardly moves").all()
+    assert "hardly move" in flag_summary(table, n)
 
 
 def test_sensitivity_refuses_samples_that_are_not_a_power_of_two(scenario_2020):
