@@ -193,7 +193,7 @@ def cmd_sweep(args) -> int:
     check_output_dir(args.out)
     common = dict(samples=args.samples, seed=args.seed, replicates=args.replicates,
                   agents=args.agents, workers=args.workers, dask_address=args.dask,
-                  out=args.out, progress=not args.quiet)
+                  out=args.out, progress=not args.quiet, outcomes=args.outcome)
     if args.command == "sensitivity":
         folder = sensitivity(args.scenario, ranges, **common)
     else:
@@ -266,6 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a parameter and its range; repeat for more parameters")
         p.add_argument("--samples", type=_positive_int, default=16, metavar="N",
                        help="sample points (sensitivity: N, a power of 2; default 16)")
+        p.add_argument("--outcome", action="append", metavar="NAME",
+                       help="an outcome to compute, e.g. alipay_dau_festival_lift_2020; repeat "
+                            "for more (default: all; each run stops at the last day they "
+                            "read; a wrong name lists them all)")
         if name == "sweep":
             p.add_argument("--design", choices=("grid", "lhs", "sobol"), default="lhs",
                            help="sampling design (default: lhs)")

@@ -14,8 +14,8 @@ from model import scenarios
 from model.errors import MpsimError, ParameterError, ScenarioError
 from model.sweep import (OUTCOME_NAMES, OUTCOMES, _outcomes_task, _stack_points, design,
                          MAX_INTERVAL_WIDTH, flag_summary, indices_from_evaluations,
-                         outcome_values, parse_ranges, sensitivity, sobol_points,
-                         sobol_unit_points, sweep)
+                         check_horizon, outcome_values, parse_ranges, select_outcomes,
+                         sensitivity, sobol_points, sobol_unit_points, sweep)
 
 STRENGTH = "red_envelope.strength"  # float in [0, 10]
 DEGREE = "network.mean_degree"  # integer in [2, 50]
@@ -125,6 +125,14 @@ def test_outcomes_read_the_documented_weeks_and_columns():
     frame["wechat.miniprogram_users_cumulative"] = 700.0
     frame["wechat.pay_users"] = np.where(index.year <= 2017, np.arange(len(index)), 999.0)
     frame["all.users_multihoming_share"] = np.where(in_2020, 0.25, 0.0)
+    frame["wechat.red_envelope_participants"] = np.nan
+    # festival weeks: 2019's holds 2019-02-04, 2020's holds 2020-01-24
+    eve19 = int(np.flatnonzero((index <= "2019-02-04") & (index > "2019-01-28"))[0])
+    eve20 = int(np.flatnonzero((index <= "2020-01-24") & (index > "2020-01-17"))[0])
+    frame.loc[index[eve19], "wechat.red_envelope_participants"] = 650.0
+    frame.loc[index[eve19], "alipay.miniprogram_dau"] = 40.0  # 30 above the weeks around
+    frame.loc[index[eve20], "alipay.miniprogram_dau"] = 25.0
+    frame.loc[index[eve20 + 1], "alipay.miniprogram_dau"] = 14.0  # a week after: counts
     frame.loc[frame.index[-3], "all.users_multihoming_share"] = np.nan  # skipped
     values = dict(zip(OUTCOME_NAMES, outcome_values(frame)))
     assert values["alipay_dau_share_2020"] == pytest.approx(0.3)
@@ -133,22 +141,62 @@ def test_outcomes_read_the_documented_weeks_and_columns():
     assert values["wechat_miniprogram_users_end2020"] == 700
     assert values["wechat_pay_users_end2017"] == np.flatnonzero(index.year == 2017)[-1]
     assert values["users_multihoming_share_2020"] == pytest.approx(0.25)
+    assert values["alipay_dau_festival_lift_2019"] == pytest.approx(30.0)
+    assert values["alipay_dau_festival_lift_2020"] == pytest.approx(25 - (10 + 10 + 14 + 10) / 4)
+    assert values["wechat_dau_festival_lift_2020"] == pytest.approx(0.0)  # a straight line
+    assert values["red_envelope_participants_2019"] == 650
     assert all(o.unit and o.meaning for o in OUTCOMES)
 
 
 def test_a_horizon_ending_before_2020_is_refused_naming_the_horizon_needed(tmp_path):
     short = tmp_path / "short.toml"
     short.write_text('extends = "tiny"\n[run]\nend = 2019-12-31\n')
-    with pytest.raises(ScenarioError, match="through 2020-12-31"):
+    with pytest.raises(ScenarioError, match="through 2020-12-31.*--outcome"):
         sweep(scenarios.load(short), {STRENGTH: (0.0, 2.0)}, samples=2, out=tmp_path)
     assert not tmp_path.joinpath("sweep").exists()
 
 
 def test_tasks_are_picklable_top_level_callables(scenario_2020):
     task = (scenario_2020.overrides, dict(scenario_2020.run, agents=200),
-            np.random.SeedSequence(1))
+            np.random.SeedSequence(1), OUTCOME_NAMES[:2])
     fn, task = pickle.loads(pickle.dumps((_outcomes_task, task)))
-    assert fn(task).shape == (len(OUTCOMES),)
+    assert fn(task).shape == (2,)
+
+
+FESTIVAL = ["alipay_dau_festival_lift_2020", "red_envelope_participants_2019"]
+
+
+def test_runs_stop_at_the_last_day_the_chosen_outcomes_read_and_give_the_same_values(
+        scenario_2020):
+    chosen = select_outcomes(FESTIVAL)
+    full = dict(scenario_2020.run, agents=300, merchant_agents=100)
+    short = check_horizon(scenario_2020, full, chosen)
+    assert short["end"] == dt.date(2020, 2, 14)  # New Year's Eve 2020-01-24 + 3 weeks
+    assert check_horizon(scenario_2020, full)["end"] == dt.date(2020, 12, 31)
+    seed = np.random.SeedSequence(4)
+    np.testing.assert_array_equal(_outcomes_task((scenario_2020.overrides, short, seed, FESTIVAL)),
+                                  _outcomes_task((scenario_2020.overrides, full, seed, FESTIVAL)))
+
+
+def test_an_unknown_outcome_is_refused_with_the_closest_names():
+    with pytest.raises(MpsimError, match="did you mean alipay_dau_festival_lift_2019") as caught:
+        select_outcomes(["alipay_dau_festival_lift2019"])
+    assert "\n" not in str(caught.value)
+
+
+def test_a_sweep_prints_its_cost_before_it_runs_and_stops_early(scenario_2020, tmp_path,
+                                                                capsys):
+    folder = sweep(scenario_2020, {STRENGTH: (0.0, 2.0)}, samples=2, design_kind="lhs",
+                   seed=3, replicates=2, agents=300, workers=1, out=tmp_path, progress=True,
+                   outcomes=FESTIVAL)
+    err = capsys.readouterr().err
+    assert "2 points x 2 replicates = 4 runs of 300 user agents to 2020-02-14" in err
+    assert "one run took" in err and "should take about" in err
+    info = json.loads((folder / "manifest.json").read_text())
+    assert info["run"]["end"] == "2020-02-14" and info["run"]["scenario_end"] == "2020-12-31"
+    table = pd.read_csv(folder / "samples.csv")
+    assert set(FESTIVAL) <= set(table) and "alipay_dau_share_2020" not in table
+    assert (table[f"{FESTIVAL[1]}_min"] <= table[FESTIVAL[1]]).all()
 
 
 # --- sweep --------------------------------------------------------------------------
