@@ -193,7 +193,7 @@ def cmd_sweep(args) -> int:
     check_output_dir(args.out)
     common = dict(samples=args.samples, seed=args.seed, replicates=args.replicates,
                   agents=args.agents, workers=args.workers, dask_address=args.dask,
-                  out=args.out, progress=not args.quiet, outcomes=args.outcome)
+                  out=args.out, progress=not args.quiet, outcomes=args.outcome, cost=True)
     if args.command == "sensitivity":
         folder = sensitivity(args.scenario, ranges, **common)
     else:

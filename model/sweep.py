@@ -502,7 +502,7 @@ def sweep(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, float]
           replicates: int | None = None, agents: int | None = None,
           workers: int | None = None, dask_address: str | None = None,
           out: Path | None = None, progress: bool = True,
-          outcomes: list[str] | None = None) -> Path:
+          outcomes: list[str] | None = None, cost: bool | None = None) -> Path:
     """Run a scenario at many parameter points and write the outcomes; return the folder.
 
     ``ranges`` maps parameter names to (low, high) (``parse_ranges``); other parameters
@@ -520,7 +520,8 @@ def sweep(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, float]
 
     ``outcomes`` names the outcomes to compute (default: all of ``OUTCOMES``); each run
     stops at the last day any of them reads. The cost (points x replicates = runs and
-    the time they should take, from a timing of the first run) is printed first.
+    the time they should take, from a timing of the first run) is printed first, to
+    standard error, if ``cost`` (default: ``progress``).
     """
     scenario, ranges, run, chosen = _prepare(scenario, ranges, seed=seed,
                                              replicates=replicates, agents=agents,
@@ -536,7 +537,8 @@ def sweep(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, float]
     clock = time.perf_counter()
     n_tasks = len(points) * run["replicates"]
     n_workers = min(workers or executors.default_workers(), n_tasks)
-    first = _time_first_run(scenario, run, names, points, chosen, n_workers, "sweep", progress)
+    first = _time_first_run(scenario, run, names, points, chosen, n_workers, "sweep",
+                            progress if cost is None else cost)
     with executors.executor(n_workers, dask_address) as pool:
         values = _evaluate(scenario, run, names, points, pool, desc=f"sweep {scenario.name}",
                            progress=progress, outcomes=chosen, first=first)
@@ -744,7 +746,8 @@ def sensitivity(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, 
                 samples: int = 16, seed: int | None = None, replicates: int | None = None,
                 agents: int | None = None, workers: int | None = None,
                 dask_address: str | None = None, out: Path | None = None,
-                progress: bool = True, outcomes: list[str] | None = None) -> Path:
+                progress: bool = True, outcomes: list[str] | None = None,
+                cost: bool | None = None) -> Path:
     """Sobol' indices of every outcome with respect to every parameter; return the folder.
 
     ``samples`` is ``n``, a power of 2: the model runs at ``n (d + 2)`` points, each
@@ -779,7 +782,8 @@ def sensitivity(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, 
     n_tasks = len(points) * run["replicates"]
     n_workers = min(workers or executors.default_workers(), n_tasks)
     first = _time_first_run(scenario, run, names, points, chosen, n_workers,
-                            f"sensitivity (n = {samples}, d = {d}: n (d + 2) points)", progress)
+                            f"sensitivity (n = {samples}, d = {d}: n (d + 2) points)",
+                            progress if cost is None else cost)
     with executors.executor(n_workers, dask_address) as pool:
         values = _evaluate(scenario, run, names, points, pool,
                            desc=f"sensitivity {scenario.name}", progress=progress,
@@ -922,9 +926,9 @@ def plot_outcomes_vs_parameters(table: pd.DataFrame, names: list[str], path: Pat
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 ax.axvline(value, color="#444444", ls="--", lw=1.0)
                 if i == 0:
-                    ax.text(value, 1.02, f" {scenario_name}: {value:.3g}",
+                    ax.text(value, 0.97, f" {scenario_name}: {value:.3g}",
                             transform=ax.get_xaxis_transform(), fontsize=7, color="#444444",
-                            ha="center", va="bottom")
+                            ha="left", va="top")
             ax.grid(alpha=0.3)
             if i == len(outcomes) - 1:
                 ax.set_xlabel(parameter_label(name), fontsize=7.5)
@@ -933,9 +937,9 @@ def plot_outcomes_vs_parameters(table: pd.DataFrame, names: list[str], path: Pat
             ax.tick_params(labelsize=7.5)
     spread = (f"bars: lowest to highest of {replicates} replicates" if (replicates or 1) > 1
               else "one replicate per sample")
-    fig.suptitle("Outcomes against swept parameters\n(points: each sample's mean over "
-                 f"replicates, {spread}; line: mean in {bins} bins; dashed: the scenario's "
-                 "value)", fontsize=10)
+    fig.suptitle("Outcomes against swept parameters\npoints: each sample's mean over "
+                 f"replicates; {spread}\nline: mean in {bins} bins; dashed: the scenario's "
+                 "value", fontsize=9.5)
     design_info = info.get("design", {})
     fig.text(0.01, 0.005, _footer_text(info, f"sweep {info.get('sweep_id', '?')} · "
                                              f"{design_info.get('kind', '?')} design, "
