@@ -446,7 +446,7 @@ def _evaluate(scenario: Scenario, run: dict[str, Any], names: list[str], points:
 
 def _time_first_run(scenario: Scenario, run: dict[str, Any], names: list[str],
                     points: np.ndarray, outcomes: tuple[Outcome, ...], workers: int,
-                    what: str, progress: bool) -> np.ndarray:
+                    what: str, progress: bool, how: str = "") -> np.ndarray:
     """Run the first task here, time it, and print the cost of the whole job before the
     rest starts: points x replicates = runs, and the time they should take on
     ``workers`` workers. Returns the first task's outcomes (not run twice)."""
@@ -458,7 +458,7 @@ def _time_first_run(scenario: Scenario, run: dict[str, Any], names: list[str],
     took = time.perf_counter() - clock
     runs = len(points) * run["replicates"]
     estimate = took * math.ceil((runs - 1) / max(1, min(workers, runs - 1 or 1)))
-    _say(progress, f"{what} {scenario.name}: {len(points)} points x {run['replicates']} "
+    _say(progress, f"{what} {scenario.name}: {how}{len(points)} points x {run['replicates']} "
                    f"replicates = {runs} runs of {run['agents']:,} user agents to "
                    f"{run['end']}; one run took {_duration(took)}, so the rest should take "
                    f"about {_duration(estimate)} on {workers} worker(s)")
@@ -781,9 +781,9 @@ def sensitivity(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, 
     clock = time.perf_counter()
     n_tasks = len(points) * run["replicates"]
     n_workers = min(workers or executors.default_workers(), n_tasks)
-    first = _time_first_run(scenario, run, names, points, chosen, n_workers,
-                            f"sensitivity (n = {samples}, d = {d}: n (d + 2) points)",
-                            progress if cost is None else cost)
+    first = _time_first_run(scenario, run, names, points, chosen, n_workers, "sensitivity",
+                            progress if cost is None else cost,
+                            how=f"n = {samples} x (d + 2 = {d + 2}) = ")
     with executors.executor(n_workers, dask_address) as pool:
         values = _evaluate(scenario, run, names, points, pool,
                            desc=f"sensitivity {scenario.name}", progress=progress,
