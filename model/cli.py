@@ -130,9 +130,10 @@ def _print_headline(folder: Path) -> None:
     import pandas as pd
 
     summary = pd.read_csv(folder / "summary.csv")
-    last = summary["date"][~summary["spring_festival_week"]].max()
-    if not isinstance(last, str):  # every summarised date is a Spring Festival week
+    dates = set(summary["date"][~summary["spring_festival_week"]])
+    if not dates:  # every summarised date is a Spring Festival week
         return
+    last = _reference_date(dates)
     rows = summary[(summary["date"] == last) & summary["output"].isin([
         "wechat.miniprogram_dau", "alipay.miniprogram_dau", "alipay.miniprogram_dau_share",
         "wechat.miniprogram_users_cumulative", "alipay.miniprogram_users_cumulative"])]
@@ -141,8 +142,9 @@ def _print_headline(folder: Path) -> None:
         return
     print(f"at {last} (mean, 90% interval over every draw and replicate):")
     for _, row in rows.iterrows():
-        print(f"  {row['output']:40s} {row['mean']:10.3g}  [{row['p05']:.3g}, {row['p95']:.3g}]"
-              f"  {row['unit']}")
+        unit = "%" if row["unit"] == "share" else row["unit"]
+        print(f"  {row['output']:40s} {_amount(row['mean'], row['unit']):>8s}  "
+              f"[{_amount(row['p05'], row['unit'])}, {_amount(row['p95'], row['unit'])}]  {unit}")
 
 
 def cmd_compare(args) -> int:
@@ -153,7 +155,75 @@ def cmd_compare(args) -> int:
                      workers=args.workers, dask_address=args.dask, out=args.out,
                      progress=not args.quiet)
     print(f"comparison written to {folder}")
+    _print_effects(folder)
     return 0
+
+
+#: The outcomes ``compare`` prints, with how to say them.
+HEADLINE_EFFECTS = (("wechat.pay_users", "WeChat Pay users"),
+                    ("wechat.miniprogram_dau", "WeChat mini-program daily users"),
+                    ("alipay.miniprogram_dau", "Alipay mini-program daily users"),
+                    ("alipay.miniprogram_dau_share", "Alipay share of daily users"))
+#: The year the printed summaries speak of, as the README does.
+REFERENCE_YEAR = 2020
+
+
+def _amount(value: float, unit: str, sign: bool = False) -> str:
+    """A number as a person reads it: millions to 3 significant figures at most, shares
+    in % (or, for differences, points)."""
+    import math
+
+    if unit == "share":
+        text = f"{value * 100:{'+' if sign else ''}.1f}"
+        return text
+    digits = 0 if abs(value) >= 10 else (1 if abs(value) >= 1 else 2)
+    text = f"{value:{'+' if sign else ''},.{digits}f}"
+    return "0" if text.strip("+-0.,") == "" and not math.isnan(value) else text
+
+
+def _reference_date(dates) -> str:
+    """The last summarised date in the reference year, or the last date of all."""
+    in_year = sorted(d for d in dates if str(d).startswith(str(REFERENCE_YEAR)))
+    return in_year[-1] if in_year else sorted(dates)[-1]
+
+
+def _print_effects(folder: Path) -> None:
+    """Each scenario's paired effect on the headline outcomes at the end of the
+    reference year: median and 90% interval, with the reference scenario's level."""
+    import json
+
+    import pandas as pd
+
+    diffs = pd.read_csv(folder / "differences.csv")
+    if diffs.empty:
+        return
+    date = _reference_date(set(diffs["date"]))
+    rows = diffs[diffs["date"] == date].set_index(["scenario", "output"])
+    info = json.loads((folder / "manifest.json").read_text())
+    base_name = diffs["baseline"].iloc[0]
+    base_levels = {}
+    base_summary = Path(info["runs"][0]) / "summary.csv"
+    if base_summary.is_file():
+        summary = pd.read_csv(base_summary)
+        at = summary[summary["date"] == date].set_index("output")
+        base_levels = {name: at.loc[name, "p50"] for name, _ in HEADLINE_EFFECTS
+                       if name in at.index}
+    runs = int(rows["runs"].max()) if "runs" in rows else "?"
+    print(f"effects at {date} against {base_name} (median and 90% interval over {runs} "
+          "paired runs; shares in points):")
+    for scenario in dict.fromkeys(diffs["scenario"]):
+        print(f"  {scenario}")
+        for output, label in HEADLINE_EFFECTS:
+            if (scenario, output) not in rows.index:
+                continue
+            row = rows.loc[(scenario, output)]
+            unit = "points" if row["unit"] == "share" else "million"
+            base = (f"   ({base_name}: {_amount(base_levels[output], row['unit'])}"
+                    f"{'%' if row['unit'] == 'share' else ' million'})"
+                    if output in base_levels else "")
+            print(f"    {label:34s} {_amount(row['median'], row['unit'], sign=True):>8s} {unit} "
+                  f"({_amount(row['p05'], row['unit'])} to {_amount(row['p95'], row['unit'])})"
+                  f"{base}")
 
 
 def cmd_plot(args) -> int:
