@@ -263,7 +263,8 @@ def cmd_sweep(args) -> int:
     check_output_dir(args.out)
     common = dict(samples=args.samples, seed=args.seed, replicates=args.replicates,
                   agents=args.agents, workers=args.workers, dask_address=args.dask,
-                  out=args.out, progress=not args.quiet, outcomes=args.outcome, cost=True)
+                  out=args.out, progress=not args.quiet, outcomes=args.outcome, cost=True,
+                  draws=args.draws, point=args.point, ensemble=args.ensemble)
     if args.command == "sensitivity":
         folder = sensitivity(args.scenario, ranges, **common)
     else:
@@ -344,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--design", choices=("grid", "lhs", "sobol"), default="lhs",
                            help="sampling design (default: lhs)")
         _add_run_flags(p)
+        _add_ensemble_flags(p)
         p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("calibrate", help="fit parameters to reported figures",

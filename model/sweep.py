@@ -68,8 +68,8 @@ from . import executor as executors
 from .errors import MpsimError, ParameterError, ScenarioError
 from .params import BY_NAME, _closest, check_param
 from .calendar import NEW_YEARS_EVE, STEP_DAYS
-from .runner import (RESULTS_DIR, _json_default, _replicate, manifest, new_run_dir,
-                     replicate_seeds, run_settings, write_atomically)
+from .runner import (RESULTS_DIR, DrawPlan, _json_default, _replicate, manifest, new_run_dir,
+                     plan_draws, replicate_seeds, run_settings, write_atomically)
 from .scenarios import Scenario
 
 DESIGNS = ("grid", "lhs", "sobol")
@@ -425,43 +425,63 @@ def _overrides(base: dict[str, Any], names: list[str], point: np.ndarray) -> dic
     return out
 
 
+def _tasks(scenario: Scenario, run: dict[str, Any], names: list[str], points: np.ndarray,
+           plan: DrawPlan, outcomes: tuple[Outcome, ...]) -> list[tuple]:
+    """One task per (point, draw, replicate). Draw d, replicate r takes seed child
+    ``d x replicates + r`` at every point, as runs do (``model.runner``), and the drawn
+    member's values under the scenario's overrides under the point's values."""
+    runs_per_point = len(plan.members) * run["replicates"]
+    seeds = replicate_seeds(run["seed"], runs_per_point)
+    picked = tuple(o.name for o in outcomes)
+    tasks = []
+    for point in points:
+        for d, values in enumerate(plan.values):
+            base = {**values, **scenario.overrides}
+            for r in range(run["replicates"]):
+                tasks.append((_overrides(base, names, point), run,
+                              seeds[d * run["replicates"] + r], picked))
+    return tasks
+
+
 def _evaluate(scenario: Scenario, run: dict[str, Any], names: list[str], points: np.ndarray,
               pool, *, desc: str, progress: bool, outcomes: tuple[Outcome, ...] = OUTCOMES,
-              first: np.ndarray | None = None) -> np.ndarray:
-    """Outcomes of every point and replicate: an array (points, replicates, outcomes).
+              first: np.ndarray | None = None, plan: DrawPlan | None = None) -> np.ndarray:
+    """Outcomes of every point and run: an array (points, draws x replicates, outcomes).
 
-    One task per (point, replicate); replicate r uses seed r at every point. ``first``
-    is the result of the first task if it has been run already (``_time_first_run``).
+    ``first`` is the result of the first task if it has been run already
+    (``_time_first_run``). Without ``plan``, the scenario's point alone.
     """
-    seeds = replicate_seeds(run["seed"], run["replicates"])
-    picked = tuple(o.name for o in outcomes)
-    tasks = [(_overrides(scenario.overrides, names, point), run, s, picked)
-             for point in points for s in seeds]
+    plan = plan or DrawPlan([None], [{}], None)
+    tasks = _tasks(scenario, run, names, points, plan, outcomes)
     results = [] if first is None else [first]
     if tasks[len(results):]:
         results += executors.run_tasks(_outcomes_task, tasks[len(results):], pool, desc=desc,
                                        progress=progress)
-    return np.array(results, dtype=float).reshape(len(points), len(seeds), len(outcomes))
+    return np.array(results, dtype=float).reshape(len(points), len(tasks) // len(points),
+                                                  len(outcomes))
 
 
 def _time_first_run(scenario: Scenario, run: dict[str, Any], names: list[str],
                     points: np.ndarray, outcomes: tuple[Outcome, ...], workers: int,
-                    what: str, progress: bool, how: str = "") -> np.ndarray:
+                    what: str, progress: bool, how: str = "",
+                    plan: DrawPlan | None = None) -> np.ndarray:
     """Run the first task here, time it, and print the cost of the whole job before the
-    rest starts: points x replicates = runs, and the time they should take on
+    rest starts: points x (draws x) replicates = runs, and the time they should take on
     ``workers`` workers. Returns the first task's outcomes (not run twice)."""
-    seed = replicate_seeds(run["seed"], run["replicates"])[0]
-    task = (_overrides(scenario.overrides, names, points[0]), run, seed,
-            tuple(o.name for o in outcomes))
+    plan = plan or DrawPlan([None], [{}], None)
+    task = _tasks(scenario, run, names, points[:1], plan, outcomes)[0]
     clock = time.perf_counter()
     first = _outcomes_task(task)
     took = time.perf_counter() - clock
-    runs = len(points) * run["replicates"]
+    draws = len(plan.members)
+    runs = len(points) * draws * run["replicates"]
     estimate = took * math.ceil((runs - 1) / max(1, min(workers, runs - 1 or 1)))
-    _say(progress, f"{what} {scenario.name}: {how}{len(points)} points x {run['replicates']} "
-                   f"replicates = {runs} runs of {run['agents']:,} user agents to "
-                   f"{run['end']}; one run took {_duration(took)}, so the rest should take "
-                   f"about {_duration(estimate)} on {workers} worker(s)")
+    per_point = (f"{draws} draws x {run['replicates']} replicates" if plan.ensemble is not None
+                 else f"{run['replicates']} replicates")
+    _say(progress, f"{what} {scenario.name}: {how}{len(points)} points x {per_point} = "
+                   f"{runs} runs of {run['agents']:,} user agents to {run['end']}; one run "
+                   f"took {_duration(took)}, so the rest should take about "
+                   f"{_duration(estimate)} on {workers} worker(s)")
     return first
 
 
@@ -475,16 +495,19 @@ def _duration(seconds: float) -> str:
 
 
 def _prepare(scenario: Scenario | str | Path, ranges, *, seed, replicates, agents,
-             outcomes=None):
+             outcomes=None, draws=None, point=False, ensemble=None):
     from . import scenarios as scenario_files
 
     if not isinstance(scenario, Scenario):
         scenario = scenario_files.load(scenario)
     ranges = _checked_ranges(ranges)
     chosen = select_outcomes(outcomes)
-    run = run_settings(scenario, replicates=replicates, seed=seed, agents=agents)
+    run = run_settings(scenario, replicates=replicates, seed=seed, agents=agents, draws=draws)
     run = check_horizon(scenario, run, chosen)
-    return scenario, ranges, run, chosen
+    plan = plan_draws(run, point=point, ensemble=ensemble)
+    run["draws"] = len(plan.members)
+    run["runs"] = len(plan.members) * run["replicates"]
+    return scenario, ranges, run, chosen, plan
 
 
 def _outcomes_manifest(outcomes: tuple[Outcome, ...] = OUTCOMES) -> list[dict[str, str]]:
@@ -502,7 +525,9 @@ def sweep(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, float]
           replicates: int | None = None, agents: int | None = None,
           workers: int | None = None, dask_address: str | None = None,
           out: Path | None = None, progress: bool = True,
-          outcomes: list[str] | None = None, cost: bool | None = None) -> Path:
+          outcomes: list[str] | None = None, cost: bool | None = None,
+          draws: int | None = None, point: bool = False,
+          ensemble: str | Path | None = None) -> Path:
     """Run a scenario at many parameter points and write the outcomes; return the folder.
 
     ``ranges`` maps parameter names to (low, high) (``parse_ranges``); other parameters
@@ -523,9 +548,9 @@ def sweep(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, float]
     the time they should take, from a timing of the first run) is printed first, to
     standard error, if ``cost`` (default: ``progress``).
     """
-    scenario, ranges, run, chosen = _prepare(scenario, ranges, seed=seed,
-                                             replicates=replicates, agents=agents,
-                                             outcomes=outcomes)
+    scenario, ranges, run, chosen, plan = _prepare(
+        scenario, ranges, seed=seed, replicates=replicates, agents=agents, outcomes=outcomes,
+        draws=draws, point=point, ensemble=ensemble)
     names = list(ranges)
     points = design(ranges, samples, design_kind, run["seed"])
     info_design = _describe_design(design_kind, samples, len(points), len(names))
@@ -535,13 +560,13 @@ def sweep(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, float]
                        f"(asked for {samples})")
     started = dt.datetime.now(dt.timezone.utc)
     clock = time.perf_counter()
-    n_tasks = len(points) * run["replicates"]
+    n_tasks = len(points) * run["runs"]
     n_workers = min(workers or executors.default_workers(), n_tasks)
     first = _time_first_run(scenario, run, names, points, chosen, n_workers, "sweep",
-                            progress if cost is None else cost)
+                            progress if cost is None else cost, plan=plan)
     with executors.executor(n_workers, dask_address) as pool:
         values = _evaluate(scenario, run, names, points, pool, desc=f"sweep {scenario.name}",
-                           progress=progress, outcomes=chosen, first=first)
+                           progress=progress, outcomes=chosen, first=first, plan=plan)
     wall = time.perf_counter() - clock
     table = samples_table(names, points, values, chosen)
     final = new_run_dir(Path(out or RESULTS_DIR) / "sweep" / scenario.name, started)
@@ -553,7 +578,8 @@ def sweep(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, float]
             "ranges": {name: list(bounds) for name, bounds in ranges.items()},
             "design": {**info_design, "seed": run["seed"],
                        "method": "model.sweep.design (scipy.stats.qmc)"},
-            "common_random_numbers": "every sample uses the same replicate seeds",
+            "common_random_numbers": "every sample uses the same draws and replicate seeds",
+            "ensemble": plan.describe(),
             "model_runs": n_tasks,
             "outcomes": _outcomes_manifest(chosen),
         })
@@ -747,7 +773,8 @@ def sensitivity(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, 
                 agents: int | None = None, workers: int | None = None,
                 dask_address: str | None = None, out: Path | None = None,
                 progress: bool = True, outcomes: list[str] | None = None,
-                cost: bool | None = None) -> Path:
+                cost: bool | None = None, draws: int | None = None, point: bool = False,
+                ensemble: str | Path | None = None) -> Path:
     """Sobol' indices of every outcome with respect to every parameter; return the folder.
 
     ``samples`` is ``n``, a power of 2: the model runs at ``n (d + 2)`` points, each
@@ -769,9 +796,9 @@ def sensitivity(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, 
         below = 2 ** max(1, int(math.log2(samples))) if isinstance(samples, int) and samples > 1 else 2
         raise MpsimError(f"--samples {samples}: Sobol' indices need a power of 2 of at least 2, "
                          f"e.g. {below} or {below * 2}")
-    scenario, ranges, run, chosen = _prepare(scenario, ranges, seed=seed,
-                                             replicates=replicates, agents=agents,
-                                             outcomes=outcomes)
+    scenario, ranges, run, chosen, plan = _prepare(
+        scenario, ranges, seed=seed, replicates=replicates, agents=agents, outcomes=outcomes,
+        draws=draws, point=point, ensemble=ensemble)
     chosen_names = [o.name for o in chosen]
     names = list(ranges)
     d = len(names)
@@ -779,15 +806,15 @@ def sensitivity(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, 
     points = _stack_points(A, B, AB)
     started = dt.datetime.now(dt.timezone.utc)
     clock = time.perf_counter()
-    n_tasks = len(points) * run["replicates"]
+    n_tasks = len(points) * run["runs"]
     n_workers = min(workers or executors.default_workers(), n_tasks)
     first = _time_first_run(scenario, run, names, points, chosen, n_workers, "sensitivity",
                             progress if cost is None else cost,
-                            how=f"n = {samples} x (d + 2 = {d + 2}) = ")
+                            how=f"n = {samples} x (d + 2 = {d + 2}) = ", plan=plan)
     with executors.executor(n_workers, dask_address) as pool:
         values = _evaluate(scenario, run, names, points, pool,
                            desc=f"sensitivity {scenario.name}", progress=progress,
-                           outcomes=chosen, first=first)
+                           outcomes=chosen, first=first, plan=plan)
     wall = time.perf_counter() - clock
     means = np.nanmean(values, axis=1) if values.shape[1] > 1 else values[:, 0]  # points x s
     blocks = (["A"] * samples + ["B"] * samples
@@ -833,7 +860,8 @@ def sensitivity(scenario: Scenario | str | Path, ranges: dict[str, tuple[float, 
                           "outcome hardly moves": f"spread over every point below "
                                                   f"{FLAT_OUTCOME:.1%} of the outcome's size"},
             },
-            "common_random_numbers": "every point uses the same replicate seeds",
+            "common_random_numbers": "every point uses the same draws and replicate seeds",
+            "ensemble": plan.describe(),
             "outcomes": _outcomes_manifest(chosen),
         })
         (folder / "manifest.json").write_text(json.dumps(info, indent=2, default=_json_default))
@@ -898,7 +926,8 @@ def plot_outcomes_vs_parameters(table: pd.DataFrame, names: list[str], path: Pat
 
     info = info or {}
     outcomes = [o for o in OUTCOMES if o.name in table.columns]
-    replicates = info.get("run", {}).get("replicates")
+    # every run of a sample: draws x replicates
+    replicates = info.get("run", {}).get("runs") or info.get("run", {}).get("replicates")
     bins = max(1, min(10, int(round(math.sqrt(len(table))))))
     fig, axes = plt.subplots(len(outcomes), len(names), squeeze=False,
                              figsize=(max(6.5, 3.8 * len(names) + 1.6), 2.3 * len(outcomes) + 1.2))
@@ -935,8 +964,10 @@ def plot_outcomes_vs_parameters(table: pd.DataFrame, names: list[str], path: Pat
             if k == 0:
                 ax.set_ylabel(f"{outcome.name}\n({unit})", fontsize=7)
             ax.tick_params(labelsize=7.5)
-    spread = (f"bars: lowest to highest of {replicates} replicates" if (replicates or 1) > 1
-              else "one replicate per sample")
+    draws = info.get("run", {}).get("draws") or 1
+    what = "runs (draws x replicates)" if draws > 1 else "replicates"
+    spread = (f"bars: lowest to highest of {replicates} {what}" if (replicates or 1) > 1
+              else "one run per sample")
     fig.suptitle("Outcomes against swept parameters\npoints: each sample's mean over "
                  f"replicates; {spread}\nline: mean in {bins} bins; dashed: the scenario's "
                  "value", fontsize=9.5)
