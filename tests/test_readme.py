@@ -94,6 +94,11 @@ def test_each_mpsim_command_of_the_readme_parses(words):
     except SystemExit as exc:  # argparse refuses an unknown command or flag
         pytest.fail(f"mpsim {' '.join(words)}: refused (exit {exc.code})")
     assert args.command == words[0]
+    if args.command in ("sweep", "sensitivity"):  # names argparse does not check
+        from model.sweep import parse_ranges, select_outcomes
+
+        parse_ranges(args.param)
+        select_outcomes(args.outcome)
 
 
 def test_a_wrong_flag_is_refused_by_the_same_check():
