@@ -2,18 +2,25 @@ r"""Exploring many values of a scenario's parameters: sweeps and Sobol' sensitiv
 
 Both jobs vary parameters ``x = (x_1, ..., x_d)`` of one scenario within ranges
 ``[low_k, high_k]`` given as ``NAME=LOW:HIGH`` (``parse_ranges``), run every point
-``replicates`` times and reduce each run to the scalar ``OUTCOMES``. Every point uses
-the same replicate seeds, ``numpy.random.SeedSequence(seed).spawn(replicates)``
-(common random numbers), so differences between points come from the parameters, not
-from the draws. An outcome at a point is the mean over its replicates,
+``D x R`` times (``D`` draws of the posterior ensemble, as runs draw them in
+``model.runner.plan_draws``, or the best point alone, times ``R`` replicates) and
+reduce each run to the scalar outcomes chosen from ``OUTCOMES`` (``select_outcomes``).
+Each outcome declares the days it reads, and every run stops at the last of them
+(``check_horizon``). Every point uses the same draws and seeds: draw *d*, replicate *r*
+takes child ``d R + r`` of ``numpy.random.SeedSequence(seed)`` (common random numbers),
+so differences between points come from the swept parameters, not from the draws. An
+outcome at a point is the mean over its runs,
 
-.. math:: \bar y(x) = \frac{1}{R} \sum_{r=1}^{R} y(x, \text{seed}_r).
+.. math:: \bar y(x) = \frac{1}{D R} \sum_{d=1}^{D} \sum_{r=1}^{R} y(x, \theta_d, \text{seed}_{d,r}).
+
+Before the runs start, the cost is printed: points x draws x replicates = runs, and
+the time they should take, from a timing of the first run (which is kept).
 
 **Sweep** (``sweep``): points from a design (``design``: an even grid, a Latin
 hypercube or a scrambled Sobol' sequence over the box of ranges). It writes
 ``<out>/sweep/<scenario>/<run-id>/`` with ``samples.csv`` (one row per point: the
-parameter values, each outcome's mean and its standard deviation over replicates),
-``manifest.json`` and ``outcomes_vs_parameters.png``.
+parameter values, each outcome's mean, standard deviation, lowest and highest value
+over the point's runs), ``manifest.json`` and ``outcomes_vs_parameters.png``.
 
 **Sensitivity** (``sensitivity``): first-order and total Sobol' indices of each
 outcome with respect to each parameter, each parameter uniform on its range,
@@ -30,10 +37,14 @@ with parameter *k* taken from ``B``):
           \hat S_{T_k} = \frac{1}{2 n \hat V} \sum_j \big(f(A)_j - f(A_B^{(k)})_j\big)^2,
 
 with :math:`\hat V` the variance of the ``2n`` values :math:`f(A), f(B)` (outputs
-centred on their mean first). That is ``n (d + 2)`` points, each run ``replicates``
+centred on their mean first). That is ``n (d + 2)`` points, each run ``D x R``
 times. It writes ``<out>/sensitivity/<scenario>/<run-id>/`` with ``sobol_indices.csv``
-(indices and bootstrap 90% intervals), ``points.csv`` (every evaluated point and its
-outcomes, to re-analyse), ``manifest.json`` and ``sobol_indices.png``.
+(indices, bootstrap 90% intervals, and ``flag`` / ``n_needed``: an index outside
+[0, 1] or a first-order index above its total, by more than ``INDEX_MARGIN``, or an
+interval wider than ``MAX_INTERVAL_WIDTH``, is flagged "sample too small" with the
+``n`` that would do; an outcome that hardly moves is flagged as such), ``points.csv``
+(every evaluated point and its outcomes, to re-analyse), ``manifest.json`` and
+``sobol_indices.png``.
 
 Every model run is one task of ``model.executor.run_tasks`` (in-process, local cores or
 Dask); results folders are written atomically and never overwritten.
