@@ -116,3 +116,28 @@ def test_the_reference_scenario_is_drawn_black_thick_on_top_and_the_others_diffe
 
 def lines_in(ax, label):
     return next(line for line in ax.get_lines() if line.get_label() == label)
+
+
+def test_sweep_plots_name_parameters_with_units_mark_the_scenario_value_and_no_sd(
+        figures, tmp_path):
+    import pandas as pd
+
+    from model.sweep import plot_outcomes_vs_parameters
+
+    name = "red_envelope.strength"
+    table = pd.DataFrame({"sample": range(4), name: [0.2, 0.7, 1.3, 1.8],
+                          "alipay_dau_share_2020": [0.40, 0.41, 0.42, 0.43]})
+    table["alipay_dau_share_2020_sd"] = 0.01
+    table["alipay_dau_share_2020_min"] = table["alipay_dau_share_2020"] - 0.02
+    table["alipay_dau_share_2020_max"] = table["alipay_dau_share_2020"] + 0.02
+    info = {"scenario": "baseline", "ranges": {name: [0.0, 2.0]},
+            "parameters": {name: 1.0}, "run": {"replicates": 2, "agents": 1000}}
+    plot_outcomes_vs_parameters(table, [name], tmp_path / "s.png", info)
+    fig = figures[-1]
+    ax = fig.axes[0]
+    assert "[multiplier]" in ax.get_xlabel() and "red envelope" in ax.get_xlabel()
+    assert "%" in ax.get_ylabel() and max(ax.get_ylim()) > 40  # a share in %
+    verticals = [line for line in ax.get_lines() if len(set(line.get_xdata())) == 1]
+    assert verticals and verticals[0].get_xdata()[0] == 1.0
+    title = fig._suptitle.get_text()
+    assert "sd" not in title and "lowest to highest of 2 replicates" in title
