@@ -492,7 +492,8 @@ def _time_first_run(scenario: Scenario, run: dict[str, Any], names: list[str],
     _say(progress, f"{what} {scenario.name}: {how}{len(points)} points x {per_point} = "
                    f"{runs} runs of {run['agents']:,} user agents to {run['end']}; one run "
                    f"took {_duration(took)}, so the rest should take about "
-                   f"{_duration(estimate)} on {workers} worker(s)")
+                   f"{_duration(estimate)} on {workers} idle worker(s), longer on a busy "
+                   "machine")
     return first
 
 

@@ -191,7 +191,7 @@ def test_a_sweep_prints_its_cost_before_it_runs_and_stops_early(scenario_2020, t
                    outcomes=FESTIVAL)
     err = capsys.readouterr().err
     assert "2 points x 2 replicates = 4 runs of 300 user agents to 2020-02-14" in err
-    assert "one run took" in err and "should take about" in err
+    assert "one run took" in err and "should take about" in err and "idle worker" in err
     info = json.loads((folder / "manifest.json").read_text())
     assert info["run"]["end"] == "2020-02-14" and info["run"]["scenario_end"] == "2020-12-31"
     table = pd.read_csv(folder / "samples.csv")
