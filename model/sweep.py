@@ -740,7 +740,7 @@ def _judge(row: dict[str, float], n: int, flat: bool) -> tuple[str, float]:
 
     ``sample too small`` when an estimate lies outside [0, 1] or first-order exceeds
     total (each by more than ``INDEX_MARGIN``), or a 90% interval is wider than
-    ``MAX_INTERVAL_WIDTH``. The interval width shrinks as 1 / sqrt(N), so the N that
+    ``MAX_INTERVAL_WIDTH`` or could not be computed for a non-zero index. The interval width shrinks as 1 / sqrt(N), so the N that
     would do is N (width / limit) ** 2, and at least 4 N when an estimate is impossible,
     rounded up to a power of 2. ``outcome hardly moves`` when the outcome's spread over
     every point is below ``FLAT_OUTCOME`` of its size: more points do not help, a
@@ -753,10 +753,12 @@ def _judge(row: dict[str, float], n: int, flat: bool) -> tuple[str, float]:
         return TOO_SMALL, float(4 * n)
     impossible = (min(first, total) < -INDEX_MARGIN or max(first, total) > 1 + INDEX_MARGIN
                   or first > total + INDEX_MARGIN)
-    widths = [row.get(f"{key}_high", np.nan) - row.get(f"{key}_low", np.nan)
-              for key in ("first_order", "total")]
-    widths = [w for w in widths if np.isfinite(w)]
-    widest = max(widths, default=0.0)
+    widths = [row[f"{key}_high"] - row[f"{key}_low"] for key in ("first_order", "total")
+              if f"{key}_low" in row]
+    # an interval the bootstrap could not give (too few points) is no interval
+    impossible = impossible or (any(not np.isfinite(w) for w in widths)
+                                and (first != 0 or total != 0))
+    widest = max([w for w in widths if np.isfinite(w)], default=0.0)
     if not impossible and widest <= MAX_INTERVAL_WIDTH:
         return "", np.nan
     factor = max((widest / MAX_INTERVAL_WIDTH) ** 2, 4.0 if impossible else 1.0)

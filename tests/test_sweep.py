@@ -404,3 +404,13 @@ def test_a_small_sensitivity_run_writes_indices_points_manifest_and_plot(scenari
     info = json.loads((folder / "manifest.json").read_text())
     assert info["method"]["points"] == 32 and info["method"]["model_runs"] == 32
     assert (folder / "sobol_indices.png").stat().st_size > 10_000
+
+
+def test_an_index_without_an_interval_is_flagged_unless_it_is_exactly_zero():
+    from model.sweep import _judge
+
+    row = {"first_order": 0.6, "total": 0.7, "first_order_low": np.nan,
+           "first_order_high": np.nan, "total_low": np.nan, "total_high": np.nan}
+    assert _judge(row, 4, flat=False) == ("sample too small", 16.0)
+    assert _judge({**row, "first_order": 0.0, "total": 0.0}, 4, flat=False)[0] == ""
+    assert _judge({"first_order": 0.6, "total": 0.7}, 4, flat=False)[0] == ""  # no bootstrap
