@@ -1022,6 +1022,12 @@ def plot_sobol_indices(indices: pd.DataFrame, path: Path,
             bars = ax.bar(x + shift, np.clip(value, -0.1, 1.15), width, color=colour,
                           label=label, yerr=yerr, error_kw={"elinewidth": 0.8, "capsize": 2})
             flagged = (rows["flag"] == TOO_SMALL).to_numpy() if "flag" in rows else []
+            for xi, v in zip(x + shift, value):
+                if np.isfinite(v) and not -0.1 <= v <= 1.15:  # cut at the axis: say its value
+                    ax.text(xi + width * 0.08, 1.12 if v > 1 else -0.08, f"{v:.2f}",
+                            ha="left", va="top" if v > 1 else "bottom", fontsize=7,
+                            color="#d62728", bbox={"boxstyle": "round,pad=0.1", "fc": "white",
+                                                   "ec": "none", "alpha": 0.85})
             for bar, bad in zip(bars, flagged):
                 if bad:  # hatched, edged in red: not an estimate to read
                     bar.set_hatch("///")
