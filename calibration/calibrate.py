@@ -1,41 +1,42 @@
-r"""Calibration of the model's free parameters to reported figures, with scipy.
+r"""Calibration: a posterior ensemble of the model's free parameters, fitted to reported figures.
 
-**Loss.** For target *k* with reported value :math:`v_k`, weight :math:`w_k` and the
-mean :math:`m_k` of its simulated value over *R* replicates, the relative (log) error is
+    mpsim calibrate [--config FILE] [--data CSV] [--budget N] [--resume ID]
 
-.. math:: r_k = \ln(m_k / v_k)
+The pipeline, in the order it runs:
 
-(for a growth in percent, :math:`\ln\frac{1 + m_k/100}{1 + v_k/100}`; with a stated
-``sigma``, :math:`(m_k - v_k)/\sigma_k`). A lower bound counts only a shortfall
-(:math:`\min(r_k, 0)`), an upper bound only an excess, each measured from the bound
-moved inward by ``bound_margin`` (1% by default): the search sees the replicate mean
-of a few seeds, and a fit that only just clears a bound on those falls short on fresh
-replicates about half the time. The loss is the weighted mean
-square :math:`L = \sum_k w_k r_k^2 / \sum_k w_k`. Every parameter point is simulated
-with the *same* replicate seeds (common random numbers), so differences in loss come
-from the parameters, not from the draw.
+1. **Targets.** The calibration file's data (``--data`` replaces it) are read by
+   :mod:`calibration.data`; rows the model cannot use are listed with why.
+2. **App user bases.** :func:`calibration.app_bases.fit` fits the WeChat and Alipay
+   app curves to the app figures among the targets; those parameters are then held
+   fixed, and the fit table marks the app rows as set by the app curves.
+3. **History matching** (:mod:`calibration.posterior`): ``waves`` waves of
+   ``budget / waves`` parameter points each, every point run with the same
+   ``replicates`` seeds (common random numbers); after each wave a Gaussian-process
+   emulator (:mod:`calibration.emulator`) is fitted to every run so far and the points
+   whose implausibility (:mod:`calibration.likelihood`) exceeds ``cutoff`` are ruled out.
+4. **Importance sampling** against the emulator over what is left (AMIS,
+   ``rounds`` rounds of ``proposal_samples`` draws), the prior uniform on the bounds.
+   The weighted draws are resampled to at most ``ensemble_size`` members:
+   ``ensemble.csv``, the ``model/ensemble.py`` format that runs draw from.
+5. **Best point.** The ``best_candidates`` heaviest members are run with the search's
+   seeds; the one with the lowest loss (below) is the best point (``--point`` runs,
+   ``calibrated.toml``).
+6. **Checks by simulation**, not by the emulator: ``check_draws`` draws of the ensemble,
+   one fresh run each, give every figure's posterior-predictive 5-95% interval; the
+   best point on 10 fresh replicates gives its fit. ``fit_table.csv`` holds both, and
+   the manifest records how often the emulator's 95% interval held the simulated value.
 
-**Search.** ``scipy.optimize.differential_evolution`` over the free parameters' bounds
-(its population evaluated in parallel through ``model.executor``; the scenario's own
-values of the free parameters are its first member, so a recalibration starts from the
-current fit, recorded as ``start_parameters`` in the manifest), then a local polish
-from the best point with ``scipy.optimize.least_squares`` (bounded Gauss-Newton,
-trust-region reflective). The loss is a sum of squares of the weighted errors
-:math:`\sqrt{w_k/\sum w}\, r_k`, and the polish uses that: its Jacobian comes from
-forward differences of 2% of each parameter's range, one point per parameter, all run
-in parallel. The state of the search (population, its losses, the random generator) is
-saved after every generation, so ``--resume`` continues an interrupted calibration
-exactly where it stopped; the polish is deterministic and reruns from the same point.
+**Loss** (for the best point and the fit table's ranking): for target *k* with
+reported value :math:`v_k`, weight :math:`w_k` and the mean :math:`m_k` of its
+simulated value over *R* replicates, :math:`r_k = \ln(m_k / v_k)` (for a growth in
+percent, :math:`\ln\frac{1 + m_k/100}{1 + v_k/100}`), counted only as a shortfall for a
+lower bound and an excess for an upper one; :math:`L = \sum_k w_k r_k^2 / \sum_k w_k`.
 
-**How sure.** Every evaluated point is kept. For each parameter the report gives the
-range over evaluated points whose loss is within ``tolerance`` (relative) of the best,
-which shows where the search looked; and, from the linear model of the errors at the
-best point (its Jacobian), how far the parameter can move before the loss rises above
-the tolerance: alone (the others held) and with all the others re-fitted (its *profile
-range*). A parameter whose profile range spans more than half its bounds is flagged as
-not pinned down by the data. ``weak_directions.csv`` lists the combinations of
-parameters the data leave loose. The uncertainty plot also shows the lowest loss found in each of 20 slices of
-each parameter's range.
+**Checkpoints.** Every wave's runs are saved in the calibration's ``.partial`` folder
+as soon as they finish; ``--resume ID`` reruns the pipeline with the saved waves in
+place of their runs, so it ends exactly where an uninterrupted calibration would. A
+checkpoint names its calibration by content (the calibration file's and the data
+file's bytes and every setting), and a lock refuses a second process on the same one.
 """
 
 from __future__ import annotations
@@ -54,46 +55,47 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
-from tqdm.auto import tqdm
 
 from model import executor as executors
 from model import scenarios
+from model.ensemble import Ensemble
+from model.ensemble import write as write_ensemble
 from model.errors import MpsimError, ParameterError
 from model.inputs import read_toml
 from model.model import simulate
 from model.params import BY_NAME, _closest, check_param, resolve
-from model.runner import RESULTS_DIR, _json_default, git_commit, new_run_dir, versions
+from model.runner import (RESULTS_DIR, _json_default, _lock, git_commit, new_run_dir,
+                          partial_name, versions)
 
+from . import app_bases
 from .data import Target, TargetIndex, load_targets
+from .likelihood import ErrorModel, to_scale
+from .posterior import Posterior, Settings, history_match, sample, systematic
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CONFIG = HERE / "baseline.toml"
 CALIBRATION_DIR = RESULTS_DIR / "calibration"
-PROFILE_BINS = 20
-#: Finite-difference step of the polish, as a share of each parameter's range.
-DIFF_STEP = 0.02
-#: Most Jacobians taken for the uncertainty table after the polish (see _Search.run).
-RELINEARISE_ROUNDS = 3
-#: The tolerance is relative to the best loss, but never to less than this: the loss
-#: of a 1% error on every target, about the noise of a few replicates' mean. A fit that
-#: is exact (one target, two parameters) would otherwise allow no move at all.
-LOSS_FLOOR = 1e-4
-#: A combination of parameters is loose when the loss allows a move along it longer
-#: than this, in units of each parameter's range (weak_directions).
-LOOSE_MOVE = 0.5
 #: Penalty (as a log error) for a target the model cannot measure at a point (NaN).
 MISSING_ERROR = math.log(1e-3)
+#: Fresh replicates of the best point for its fit.
+CHECK_REPLICATES = 10
 
 _CONFIG_KEYS = {"description": str, "scenario": str, "data": str, "series": list,
                 "exclude_series": list,
                 "seed": int, "replicates": int, "agents": int, "merchant_agents": int,
-                "budget": int, "popsize": int, "polish_share": float, "tolerance": float,
-                "bound_margin": float, "free": dict}
-_CONFIG_RANGES = {"replicates": (1, 1000), "agents": (100, 10_000_000),
-                  "merchant_agents": (100, 1_000_000), "budget": (10, 10_000_000),
-                  "popsize": (2, 100), "polish_share": (0.0, 0.9), "tolerance": (0.0, 10.0),
-                  "bound_margin": (0.0, 0.5), "seed": (0, 2**63 - 1)}
+                "budget": int, "waves": int, "candidates": int, "cutoff": float,
+                "discrepancy": float, "proposal_samples": int, "rounds": int,
+                "ensemble_size": int, "check_draws": int, "best_candidates": int,
+                "free": dict}
+_CONFIG_RANGES = {"replicates": (2, 1000), "agents": (100, 10_000_000),
+                  "merchant_agents": (100, 1_000_000), "budget": (20, 10_000_000),
+                  "waves": (1, 20), "candidates": (100, 10_000_000), "cutoff": (1.0, 10.0),
+                  "discrepancy": (0.0, 2.0), "proposal_samples": (100, 10_000_000),
+                  "rounds": (1, 20), "ensemble_size": (1, 100_000),
+                  "check_draws": (2, 100_000), "best_candidates": (1, 10_000),
+                  "seed": (0, 2**63 - 1)}
+#: Keys of the earlier differential-evolution calibration, refused with this reason.
+_RETIRED_KEYS = ("popsize", "polish_share", "tolerance", "bound_margin")
 
 
 @dataclass
@@ -108,29 +110,52 @@ class CalibrationConfig:
     series: list[str] | None = None
     exclude_series: list[str] = field(default_factory=list)
     seed: int = 1
-    replicates: int = 4
+    replicates: int = 3
     agents: int = 10_000
     merchant_agents: int = 2_000
-    budget: int = 3000
-    popsize: int = 5
-    polish_share: float = 0.1
-    tolerance: float = 0.1
-    bound_margin: float = 0.01
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def digest(self) -> str:
-        text = json.dumps(self.as_dict(), sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
+    budget: int = 2000
+    waves: int = 4
+    candidates: int = 10_000
+    cutoff: float = 3.0
+    discrepancy: float = 0.05
+    proposal_samples: int = 20_000
+    rounds: int = 3
+    ensemble_size: int = 1000
+    check_draws: int = 200
+    best_candidates: int = 20
 
     def as_dict(self) -> dict[str, Any]:
         return {"config_file": str(self.path), "description": self.description,
                 "scenario": self.scenario, "data": str(self.data), "series": self.series,
-                "exclude_series": self.exclude_series,
-                "seed": self.seed, "replicates": self.replicates, "agents": self.agents,
+                "exclude_series": self.exclude_series, "seed": self.seed,
+                "replicates": self.replicates, "agents": self.agents,
                 "merchant_agents": self.merchant_agents, "budget": self.budget,
-                "popsize": self.popsize, "polish_share": self.polish_share,
-                "tolerance": self.tolerance, "bound_margin": self.bound_margin,
+                "waves": self.waves, "candidates": self.candidates, "cutoff": self.cutoff,
+                "discrepancy": self.discrepancy, "proposal_samples": self.proposal_samples,
+                "rounds": self.rounds, "ensemble_size": self.ensemble_size,
+                "check_draws": self.check_draws, "best_candidates": self.best_candidates,
                 "free": {k: list(v) for k, v in self.free.items()}}
+
+    def settings(self) -> Settings:
+        return Settings(waves=self.waves, wave_size=max(2, self.budget // self.waves),
+                        candidates=self.candidates, cutoff=self.cutoff,
+                        proposal_samples=self.proposal_samples, rounds=self.rounds,
+                        seed=self.seed)
+
+    def identity(self) -> str:
+        """The calibration's identity by content: every setting and the bytes of the
+        calibration file and of the data file (a resume refuses any other)."""
+        digest = hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode())
+        for path in (self.path, self.data):
+            digest.update(b"\0" + path.read_bytes())
+        return digest.hexdigest()[:20]
+
+    def resume_command(self, run_id: str, out: Path | None) -> str:
+        parts = ["mpsim calibrate", f"--resume {run_id}", f"--config {self.path.resolve()}",
+                 f"--data {self.data.resolve()}", f"--budget {self.budget}"]
+        if out is not None:
+            parts.append(f"--out {Path(out).resolve()}")
+        return " ".join(parts)
 
 
 def load_config(path: str | Path | None = None, *, data: str | Path | None = None,
@@ -141,6 +166,11 @@ def load_config(path: str | Path | None = None, *, data: str | Path | None = Non
     values: dict[str, Any] = {}
     for key, value in raw.items():
         kind = _CONFIG_KEYS.get(key)
+        if key in _RETIRED_KEYS:
+            raise ParameterError(f"{path}: {key}: this key belonged to the earlier "
+                                 "differential-evolution calibration; remove it (the "
+                                 "calibration is now history matching with an ensemble: "
+                                 "see calibration/baseline.toml)")
         if kind is None:
             raise ParameterError(f"{path}: unknown key {key!r}; {_closest(key, _CONFIG_KEYS)}")
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
@@ -180,8 +210,21 @@ def load_config(path: str | Path | None = None, *, data: str | Path | None = Non
     data_path = Path(data) if data is not None else (path.parent / values.pop("data"))
     values.pop("data", None)
     if budget is not None:
+        if not _CONFIG_RANGES["budget"][0] <= budget <= _CONFIG_RANGES["budget"][1]:
+            raise ParameterError(f"--budget: value {budget} is not allowed; expected a number "
+                                 f"in [{_CONFIG_RANGES['budget'][0]}, "
+                                 f"{_CONFIG_RANGES['budget'][1]}]")
         values["budget"] = budget
-    return CalibrationConfig(path=path, data=data_path, free=free, **values)
+    for what in (path, data_path):
+        if not what.is_file():
+            raise ParameterError(f"{what}: no such file" if not what.exists()
+                                 else f"{what}: is a folder, not a file")
+    config = CalibrationConfig(path=path, data=data_path, free=free, **values)
+    if config.budget < 2 * config.waves:
+        raise ParameterError(f"{path}: budget: value {config.budget} is not allowed with "
+                             f"waves = {config.waves}; expected at least 2 points per wave "
+                             f"(budget >= {2 * config.waves})")
+    return config
 
 
 def log_errors(simulated: np.ndarray, targets: list[Target], margin: float = 0.0) -> np.ndarray:
@@ -304,366 +347,6 @@ def _run_window(targets: list[Target], scenario) -> dict[str, Any]:
     return {"start": scenario.run["start"], "end": end}
 
 
-class _Search:
-    """Differential evolution with per-generation checkpoints and a history of points."""
-
-    def __init__(self, objective: Objective, bounds, config: CalibrationConfig, pool,
-                 folder: Path, state: dict[str, Any] | None, progress: bool):
-        self.objective, self.bounds, self.config, self.pool = objective, bounds, config, pool
-        self.folder, self.progress = folder, progress
-        self.history: list[tuple[list[float], float, str]] = (
-            [tuple(h) for h in state["history"]] if state else [])
-        self.generations: list[dict[str, float]] = list(state["generations"]) if state else []
-        self.state = state
-        self.bar = None
-        self.stage = "de"
-        #: (point, weighted errors, Jacobian) at each point the polish linearised
-        self.jacobians: list[tuple[list[float], np.ndarray, np.ndarray]] = []
-        self.clock = time.perf_counter()
-        self.wall_before = float(state.get("wall_seconds", 0.0)) if state else 0.0
-
-    @property
-    def wall_seconds(self) -> float:
-        return self.wall_before + time.perf_counter() - self.clock
-
-    def map(self, func, xs):
-        xs = [np.asarray(x, dtype=float) for x in xs]
-        best = min((h[1] for h in self.history), default=math.inf)
-
-        def tick(value):
-            nonlocal best
-            best = min(best, value)
-            if self.bar is not None:
-                self.bar.set_postfix(best_loss=f"{best:.4g}", refresh=False)
-                self.bar.update(1)
-
-        losses = executors.run_tasks(func, xs, self.pool, desc="points", progress=False,
-                                     on_result=tick)
-        for x, value in zip(xs, losses):
-            self.history.append((x.tolist(), float(value), self.stage))
-        return losses
-
-    def errors_at(self, xs) -> list[np.ndarray]:
-        """The weighted errors at each point, every replicate of every point in parallel;
-        each point goes into the history."""
-        xs = [np.asarray(x, dtype=float) for x in xs]
-        seeds = self.objective.seeds
-        tasks = [(self.objective, x, seed) for x in xs for seed in seeds]
-        done = executors.run_tasks(_simulate_one, tasks, self.pool, progress=False)
-        out = []
-        for i, x in enumerate(xs):
-            simulated = np.vstack(done[i * len(seeds):(i + 1) * len(seeds)])
-            errors = weighted_errors(simulated, self.objective.targets, self.objective.margin)
-            self.history.append((x.tolist(), float(np.sum(errors**2)), self.stage))
-            out.append(errors)
-        if self.bar is not None:
-            best = min(h[1] for h in self.history)
-            self.bar.set_postfix(best_loss=f"{best:.4g}", refresh=False)
-            self.bar.update(len(xs))
-        return out
-
-    def jacobian(self, x, errors: np.ndarray) -> np.ndarray:
-        """Forward differences of the weighted errors at ``x`` (whose errors are given),
-        one step of ``DIFF_STEP`` of each parameter's range (backward at an upper
-        bound), all points in parallel. Steps this large see through the jitter of
-        single agents changing their minds; the common random numbers do the rest."""
-        low, high = np.array(self.bounds).T
-        x = np.asarray(x, dtype=float)
-        steps = DIFF_STEP * (high - low)
-        steps = np.where(x + steps <= high, steps, -steps)
-        return np.column_stack([(e - errors) / h
-                                for e, h in zip(self.errors_at(x + np.diag(steps)), steps)])
-
-    def polish(self, x0, budget: int) -> None:
-        """Bounded Gauss-Newton (``scipy.optimize.least_squares``, trust-region
-        reflective) from ``x0`` on the weighted errors, in coordinates scaled to each
-        parameter's range, with the Jacobian from :meth:`jacobian`. Stops when the
-        method converges or the budget of points is spent; every point is in the
-        history, and each Jacobian is kept (:meth:`linearise` reuses the one at the
-        best point, if the polish took one there)."""
-        low, high = np.array(self.bounds).T
-        width = high - low
-        spent, last = 0, {}
-
-        def to_x(u):
-            return low + np.clip(u, 0.0, 1.0) * width
-
-        def errors(u):
-            nonlocal spent
-            if spent + 1 > budget:
-                raise _BudgetSpent
-            spent += 1
-            last["u"], last["errors"] = np.array(u), self.errors_at([to_x(u)])[0]
-            return last["errors"]
-
-        def jac(u):
-            nonlocal spent
-            if spent + len(u) > budget:
-                raise _BudgetSpent
-            spent += len(u)
-            base = last["errors"] if np.array_equal(last.get("u"), u) else errors(u)
-            matrix = self.jacobian(to_x(u), base)
-            self.jacobians.append((to_x(u).tolist(), base, matrix))
-            return matrix * width
-
-        u0 = np.clip((np.asarray(x0, dtype=float) - low) / width, 0.0, 1.0)
-        try:
-            optimize.least_squares(errors, u0, jac=jac, bounds=(0.0, 1.0), method="trf",
-                                   x_scale=1.0, ftol=1e-6, xtol=1e-6, gtol=1e-8)
-        except _BudgetSpent:
-            pass
-
-    def best(self) -> tuple[np.ndarray, float]:
-        """The lowest point evaluated so far; of equal ones, the latest."""
-        k = min(range(len(self.history)), key=lambda i: (self.history[i][1], -i))
-        return np.array(self.history[k][0]), float(self.history[k][1])
-
-    def linearise(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """The weighted errors and their Jacobian at ``x``: the polish's own if it
-        linearised there, else computed now (one point per parameter and one more,
-        counted in the history as stage "uncertainty")."""
-        x = np.asarray(x, dtype=float)
-        for point, errors, matrix in reversed(self.jacobians):
-            if np.array_equal(point, x):
-                return errors, matrix
-        self.stage = "uncertainty"
-        if self.bar is not None:
-            self.bar.total += len(x) + 1
-        errors = self.errors_at([x])[0]
-        return errors, self.jacobian(x, errors)
-
-    def checkpoint(self, result, rng: np.random.Generator) -> None:
-        self.generations.append({"generation": len(self.generations) + 1,
-                                 "best_loss": float(result.fun),
-                                 "evaluations": len(self.history)})
-        state = {"config_digest": self.config.digest(), "config": self.config.as_dict(),
-                 "generation": len(self.generations),
-                 "population": np.asarray(result.population).tolist(),
-                 "population_energies": np.asarray(result.population_energies).tolist(),
-                 "rng_state": rng.bit_generator.state, "history": self.history,
-                 "generations": self.generations, "wall_seconds": self.wall_seconds}
-        _write_json(self.folder / "checkpoint.json", state)
-
-    def run(self) -> optimize.OptimizeResult:
-        config, n = self.config, len(self.bounds)
-        population = config.popsize * n
-        polish_budget = int(config.budget * config.polish_share)
-        maxiter = max(1, (config.budget - polish_budget) // population - 1)
-        done = self.state["generation"] if self.state else 0
-        rng = np.random.default_rng(config.seed)
-        init: Any = "latinhypercube"
-        x0 = self.objective.start_point(self.bounds)
-        if self.state:
-            rng.bit_generator.state = self.state["rng_state"]
-            init = np.array(self.state["population"])
-            x0 = None  # the saved population already holds it
-        total = population * (maxiter + 1) + polish_budget
-        self.bar = tqdm(total=total, initial=min(len(self.history), total), desc="calibration",
-                        unit="pt", disable=not self.progress, dynamic_ncols=True)
-        try:
-            if maxiter - done > 0:
-                result = optimize.differential_evolution(
-                    self.objective, self.bounds, popsize=config.popsize, maxiter=maxiter - done,
-                    init=init, x0=x0, rng=rng, workers=self.map, updating="deferred",
-                    polish=False,
-                    strategy=best1bin,
-                    tol=1e-6, callback=lambda intermediate_result: self.checkpoint(
-                        intermediate_result, rng))
-                best_x, best_f = result.x, float(result.fun)
-            else:  # the search had finished; only the polish is left
-                energies = np.array(self.state["population_energies"])
-                best_x, best_f = init[int(np.argmin(energies))], float(energies.min())
-            self.stage = "polish"
-            if polish_budget > 0:
-                self.polish(best_x, polish_budget)
-            # The best point is the lowest evaluated, finite-difference points included.
-            # The uncertainty needs the Jacobian there; computing it can find a lower
-            # point still, so repeat (a few times at most) until the best holds.
-            for _ in range(RELINEARISE_ROUNDS):
-                best_x, best_f = self.best()
-                self.linearised = self.linearise(best_x)
-                if self.best()[1] >= best_f:
-                    break
-            self.bar.total = self.bar.n  # the polish may converge before its budget is spent
-            self.bar.refresh()
-        finally:
-            self.bar.close()
-        return optimize.OptimizeResult(x=np.asarray(best_x), fun=best_f)
-
-
-class _BudgetSpent(Exception):
-    """The polish has used its share of the budget."""
-
-
-def best1bin(candidate: int, population: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """DE's best/1/bin trial vector, drawing only from ``rng``.
-
-    scipy's built-in strategies also keep a shuffled index between generations that
-    no public interface exposes; with this strategy the whole state of the search is
-    the population and the generator, so a checkpoint can restore it exactly. The
-    mutation factor is drawn per trial from U(0.5, 1) (dither), crossover is 0.7:
-    scipy's defaults.
-    """
-    size, dims = population.shape
-    others = rng.choice(np.delete(np.arange(size), candidate), 2, replace=False)
-    scale = rng.uniform(0.5, 1.0)
-    mutant = population[0] + scale * (population[others[0]] - population[others[1]])
-    cross = rng.uniform(size=dims) < 0.7
-    cross[rng.integers(dims)] = True  # at least one parameter from the mutant
-    return np.where(cross, mutant, population[candidate])
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=_json_default))
-    os.replace(tmp, path)
-
-
-def near_best_limit(best_loss: float, tolerance: float) -> float:
-    """The highest loss counted as near the best: ``tolerance`` above it, and never
-    less than that above ``LOSS_FLOOR``."""
-    return max(best_loss, LOSS_FLOOR) * (1.0 + tolerance)
-
-
-def uncertainty(history: list, names: list[str], bounds, tolerance: float,
-                best_x, linearised: tuple[np.ndarray, np.ndarray]) -> pd.DataFrame:
-    """Per parameter: best value; the range of the evaluated points near the best
-    (where the search looked); the profile range (:func:`linear_profiles`: where the
-    loss allows the parameter to go when the others adjust within their bounds) and
-    the range moved alone; and whether the data pin it down: a profile range of at
-    most half the bounds."""
-    points = np.array([h[0] for h in history])
-    losses = np.array([h[1] for h in history])
-    errors, jacobian = linearised
-    # the stored loss and errors @ errors may differ in the last bit
-    near = losses <= near_best_limit(max(float(errors @ errors), float(losses.min())),
-                                     tolerance)
-    ranges = linear_profiles(errors, jacobian, best_x, bounds, tolerance)
-    alone = linear_profiles(errors, jacobian, best_x, bounds, tolerance, refit=False)
-    rows = []
-    for j, name in enumerate(names):
-        low, high = bounds[j]
-        share = (ranges[j][1] - ranges[j][0]) / (high - low)
-        rows.append({"parameter": name, "best": best_x[j],
-                     "profile_low": ranges[j][0], "profile_high": ranges[j][1],
-                     "alone_low": alone[j][0], "alone_high": alone[j][1],
-                     "near_best_low": points[near, j].min(),
-                     "near_best_high": points[near, j].max(),
-                     "bound_low": low, "bound_high": high,
-                     "share_of_bounds": share, "points_near_best": int(near.sum()),
-                     "identified": bool(share <= 0.5)})
-    return pd.DataFrame(rows)
-
-
-def linear_profiles(errors: np.ndarray, jacobian: np.ndarray, best, bounds,
-                    tolerance: float, refit: bool = True) -> list[tuple[float, float]]:
-    """For each parameter, the range over which the loss, re-minimised over all the
-    other parameters within their bounds, stays within ``tolerance`` of the loss at the
-    best point: a profile of the loss under the linear model ``errors + jacobian @ d``
-    of the weighted errors near the best point, inside the bounds.
-
-    The profile at a shift ``t`` of parameter ``i`` is ``min |errors + t J_i + J_o d_o|^2``
-    over the others' shifts ``d_o`` within their bounds (``scipy.optimize.lsq_linear``):
-    convex in ``t``, so the range is an interval, found by bisection on each side. A
-    parameter whose effect the others can make up for has a flat profile and a range
-    that fills its bounds. With ``refit=False`` the others stay at the best point: the
-    narrower range of one parameter moved alone.
-    """
-    errors = np.asarray(errors, dtype=float)
-    best = np.asarray(best, dtype=float)
-    low, high = np.array(bounds, dtype=float).T
-    threshold = near_best_limit(float(errors @ errors), tolerance)
-    n = jacobian.shape[1]
-    ranges = []
-    for i in range(n):
-        others = [k for k in range(n) if k != i] if refit else []
-        columns = jacobian[:, others]
-        lo_o, hi_o = low[others] - best[others], high[others] - best[others]
-
-        def profile(t, i=i, columns=columns, lo_o=lo_o, hi_o=hi_o):
-            target = errors + t * jacobian[:, i]
-            if not columns.shape[1] or not np.any(columns):
-                return float(target @ target)
-            fit = optimize.lsq_linear(columns, -target, bounds=(lo_o, hi_o),
-                                      method="bvls")
-            rest = target + columns @ fit.x
-            return float(rest @ rest)
-
-        ends = []
-        for edge in (low[i] - best[i], high[i] - best[i]):
-            if edge == 0.0 or profile(edge) <= threshold:
-                ends.append(edge)
-                continue
-            inside, outside = 0.0, edge
-            for _ in range(40):
-                middle = (inside + outside) / 2
-                inside, outside = (middle, outside) if profile(middle) <= threshold else (
-                    inside, middle)
-            ends.append(inside)
-        ranges.append((float(best[i] + ends[0]), float(best[i] + ends[1])))
-    return ranges
-
-
-def weak_directions(errors: np.ndarray, jacobian: np.ndarray, names: list[str], bounds,
-                    best, tolerance: float) -> pd.DataFrame:
-    """Combinations of parameters the data cannot pin down.
-
-    The right singular vectors ``v`` of the Jacobian, with each parameter measured in
-    units of its range. Along ``v`` a move ``d`` changes the loss by
-    ``s^2 d^2 + 2 s d g`` (``s`` the singular value, ``g`` the errors' component along
-    the matching left vector), so the loss stays within the tolerance for ``d`` in an
-    interval, which is cut where a parameter reaches a bound. Every direction along
-    which that interval is longer than ``LOOSE_MOVE`` is listed, loosest first, with
-    the parameters that make it up (loadings of at least 0.3 in absolute value; their
-    squares sum to 1, signs say which move together): a move ``d`` moves parameter
-    ``k`` by ``v_k d`` of its range.
-    """
-    low, high = np.array(bounds, dtype=float).T
-    width = high - low
-    position = (np.asarray(best, dtype=float) - low) / width  # in [0, 1]
-    left, values, vectors = np.linalg.svd(jacobian * width, full_matrices=True)
-    values = np.concatenate([values, np.zeros(len(names) - len(values))])
-    allowed = near_best_limit(float(errors @ errors), tolerance) - float(errors @ errors)
-    rows = []
-    for k, (s, v) in enumerate(zip(values, vectors)):
-        g = float(left[:, k] @ errors) if k < left.shape[1] and s > 0 else 0.0
-        if s > 0:
-            root = math.sqrt(g * g + allowed)
-            d_low, d_high = (-g - root) / s, (-g + root) / s
-        else:
-            d_low, d_high = -math.inf, math.inf
-        with np.errstate(divide="ignore", invalid="ignore"):
-            up = np.where(v > 0, (1 - position) / v, np.where(v < 0, -position / v, np.inf))
-            down = np.where(v > 0, position / v, np.where(v < 0, (position - 1) / v, np.inf))
-        span = min(d_high, float(up.min())) - max(d_low, -float(down.min()))
-        if span <= LOOSE_MOVE:
-            continue
-        order = np.argsort(-np.abs(v).round(6), kind="stable")
-        v = v if v[order[0]] > 0 else -v  # the largest loading is listed first, positive
-        rows.append({"singular_value": float(s), "allowed_move": span,
-                     "parameters": "; ".join(f"{names[j]} {v[j]:+.2f}" for j in order
-                                             if abs(v[j]) >= 0.3)})
-    rows.sort(key=lambda row: -row["allowed_move"])
-    return pd.DataFrame(rows, columns=["singular_value", "allowed_move", "parameters"])
-
-
-def profiles(history: list, names: list[str], bounds) -> pd.DataFrame:
-    """Lowest loss found in each of ``PROFILE_BINS`` slices of each parameter's range."""
-    points = np.array([h[0] for h in history])
-    losses = np.array([h[1] for h in history])
-    rows = []
-    for j, name in enumerate(names):
-        low, high = bounds[j]
-        edges = np.linspace(low, high, PROFILE_BINS + 1)
-        which = np.clip(np.digitize(points[:, j], edges) - 1, 0, PROFILE_BINS - 1)
-        for b in range(PROFILE_BINS):
-            inside = which == b
-            rows.append({"parameter": name, "bin_low": edges[b], "bin_high": edges[b + 1],
-                         "min_loss": losses[inside].min() if inside.any() else np.nan,
-                         "points": int(inside.sum())})
-    return pd.DataFrame(rows)
-
-
 def within_15pct(simulated: float, reported: float, kind: str) -> bool:
     """The acceptance rule: within 15% of an exact figure; a lower bound not undershot,
     an upper bound not exceeded."""
@@ -694,15 +377,64 @@ def fit_table(simulated: np.ndarray, targets: list[Target]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def scenario_text(run_id: str, names: list[str], x, config: CalibrationConfig) -> str:
-    """A scenario file that extends the calibrated scenario with the fitted values."""
+
+def posterior_table(names: list[str], bounds: np.ndarray, values: np.ndarray,
+                    weights: np.ndarray, best: np.ndarray) -> pd.DataFrame:
+    """Per parameter: its prior (the bounds), the best point, and the posterior's weighted
+    mean and 5/50/95% quantiles; ``width_ratio`` is the posterior 90% interval over the
+    prior's, and a parameter is pinned down by the data when it is under a half."""
+    rows = []
+    for j, name in enumerate(names):
+        low, high = bounds[j]
+        order = np.argsort(values[:, j])
+        cdf = np.cumsum(weights[order])
+        q = [float(values[order, j][min(np.searchsorted(cdf, p), len(cdf) - 1)])
+             for p in (0.05, 0.5, 0.95)]
+        ratio = (q[2] - q[0]) / (0.9 * (high - low))
+        rows.append({"parameter": name, "prior_low": low, "prior_high": high,
+                     "best": float(best[j]), "mean": float(weights @ values[:, j]),
+                     "p05": q[0], "p50": q[1], "p95": q[2], "width_ratio": ratio,
+                     "pinned": bool(ratio < 0.5)})
+    return pd.DataFrame(rows)
+
+
+def posterior_fit(fit: pd.DataFrame, draws: np.ndarray, targets: list[Target],
+                  app_series: tuple[str, ...]) -> pd.DataFrame:
+    """Add each figure's posterior-predictive 5/50/95% values (one run per ensemble
+    draw) to the fit table, and whether the 90% interval holds it (a lower bound: the
+    upper end is above it; an upper bound: the lower end is below it)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p05, p50, p95 = np.nanquantile(draws, [0.05, 0.5, 0.95], axis=0)
+    fit = fit.copy()
+    fit["posterior_p05"], fit["posterior_p50"], fit["posterior_p95"] = p05, p50, p95
+    held = []
+    for k, t in enumerate(targets):
+        if t.kind == "lower":
+            held.append(bool(p95[k] >= t.value))
+        elif t.kind == "upper":
+            held.append(bool(p05[k] <= t.value))
+        else:
+            held.append(bool(p05[k] <= t.value <= p95[k]))
+    fit["in_90pct"] = held
+    fit["set_by"] = ["app curves (calibration.app_bases), not the ensemble"
+                     if t.series in app_series else "ensemble" for t in targets]
+    return fit
+
+
+def scenario_text(run_id: str, values: dict[str, float], config: CalibrationConfig) -> str:
+    """A scenario file with the best point's values over the calibration's scenario."""
     groups: dict[str, list[str]] = {}
-    for name, value in zip(names, x):
+    for name, value in values.items():
         group, key = name.split(".", 1)
         value = int(round(value)) if BY_NAME[name].kind is int else float(value)
         groups.setdefault(group, []).append(f"{key} = {value!r}")
-    lines = [f'description = """{config.scenario} with the parameters fitted by calibration '
-             f'{run_id} to {config.data.name}. Answers: what does the calibrated model say?"""',
+    lines = [f'description = """{config.scenario} with the best point of calibration '
+             f'{run_id} (fitted to {config.data.name}). Answers: what does the calibrated '
+             'model say at its single best point? Runs over the whole ensemble use '
+             f'results/calibration/{run_id}/ensemble.csv."""',
              f'extends = "{config.scenario}"', ""]
     for group, items in groups.items():
         lines += [f"[{group}]", *items, ""]
@@ -715,15 +447,34 @@ class CalibrationResult:
     best: dict[str, float]
     loss: float
     fit: pd.DataFrame
+    effective_size: float = float("nan")
 
 
-def build_objective(config: CalibrationConfig):
-    """The loss a calibration minimises, its parameters' bounds and the loaded data.
+@dataclass
+class Problem:
+    """What a calibration fits, built (and checked) before anything is written."""
 
-    Returns ``(objective, bounds, loaded)``: ``objective(x)`` is the loss at the free
-    parameters ``x`` (in the order of ``objective.names``); ``loaded.unused`` lists the
-    data rows it cannot use, with why.
-    """
+    objective: Objective
+    bounds: np.ndarray          # free parameters x (low, high)
+    loaded: Any
+    app: dict[str, float]       # app-curve parameters fitted to the targets, held fixed
+
+    @property
+    def names(self) -> list[str]:
+        return self.objective.names
+
+    def to_values(self, unit: np.ndarray) -> np.ndarray:
+        low, high = self.bounds[:, 0], self.bounds[:, 1]
+        return low + np.asarray(unit) * (high - low)
+
+    def to_unit(self, values: np.ndarray) -> np.ndarray:
+        low, high = self.bounds[:, 0], self.bounds[:, 1]
+        return (np.asarray(values) - low) / (high - low)
+
+
+def build_problem(config: CalibrationConfig) -> Problem:
+    """The targets, the free parameters' bounds and the objective, with the app curves
+    fitted to the targets first (``calibration.app_bases``)."""
     scenario = scenarios.load(config.scenario, where=f"{config.path}: scenario")
     loaded = load_targets(config.data, start=scenario.run["start"], end=scenario.run["end"])
     targets = []
@@ -744,13 +495,123 @@ def build_objective(config: CalibrationConfig):
         raise MpsimError(f"{config.path}: no target of {config.data} left to fit with "
                          f"{chosen} ({len(loaded.unused)} rows left out; each is listed "
                          "with why in a calibration's manifest)")
+    base = dict(scenario.overrides)
+    app = {name: value for name, value in app_bases.fit(targets, resolve(base)).items()
+           if name not in config.free}
+    base.update(app)
     names = list(config.free)
-    bounds = [config.free[n] for n in names]
     run = {"agents": config.agents, "merchant_agents": config.merchant_agents,
            **_run_window(targets, scenario)}
     seeds = np.random.SeedSequence(config.seed).spawn(config.replicates)
-    return (Objective(dict(scenario.overrides), names, targets, run, seeds, config.bound_margin),
-            bounds, loaded)
+    objective = Objective(base, names, targets, run, seeds)
+    return Problem(objective, np.array([config.free[n] for n in names]), loaded, app)
+
+
+def build_objective(config: CalibrationConfig):
+    """``(objective, bounds, loaded)`` of :func:`build_problem` (for benchmarks)."""
+    problem = build_problem(config)
+    return problem.objective, [tuple(b) for b in problem.bounds], problem.loaded
+
+
+def _simulate_one(task) -> np.ndarray:
+    objective, x, seed = task
+    return objective.simulate(x, seeds=[seed])
+
+
+class _Pipeline:
+    """Steps 3-6 of the module docstring on one pool, with wave checkpoints."""
+
+    def __init__(self, problem: Problem, config: CalibrationConfig, pool, folder: Path,
+                 progress: bool):
+        self.problem, self.config, self.pool = problem, config, pool
+        self.folder, self.progress = folder, progress
+        self.targets = problem.objective.targets
+
+    def say(self, text: str) -> None:
+        if self.progress:
+            print(text, file=sys.stderr, flush=True)
+
+    def runs(self, tasks, desc: str) -> np.ndarray:
+        done = executors.run_tasks(_simulate_one, tasks, self.pool, desc=desc,
+                                   progress=self.progress)
+        return np.vstack(done)
+
+    def simulate_unit(self, unit: np.ndarray, wave: int) -> np.ndarray:
+        """Points x replicates x targets on the log scale, every run in parallel."""
+        objective = self.problem.objective
+        xs = self.problem.to_values(unit)
+        tasks = [(objective, x, s) for x in xs for s in objective.seeds]
+        raw = self.runs(tasks, f"wave {wave}/{self.config.waves}")
+        return to_scale(raw.reshape(len(xs), len(objective.seeds), -1), self.targets)
+
+    def fit_tasks(self, fn, tasks):
+        return executors.run_tasks(fn, tasks, self.pool, desc="emulator", progress=False)
+
+    def save_wave(self, wave: int, unit: np.ndarray, outputs: np.ndarray) -> None:
+        tmp = self.folder / f"wave_{wave}.tmp.npz"
+        np.savez(tmp, x=unit, outputs=outputs)
+        os.replace(tmp, self.folder / f"wave_{wave}.npz")
+
+    def saved_waves(self) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        saved = {}
+        for wave in range(1, self.config.waves + 1):
+            path = self.folder / f"wave_{wave}.npz"
+            if path.is_file():
+                with np.load(path) as data:
+                    saved[wave] = (data["x"], data["outputs"])
+        return saved
+
+    def error_model(self, replicate_var):
+        return ErrorModel(self.targets, self.config.discrepancy, replicate_var)
+
+    def run(self) -> dict[str, Any]:
+        config, problem = self.config, self.problem
+        settings = config.settings()
+        start = np.clip(problem.to_unit(problem.objective.start_point(problem.bounds)), 0, 1)
+        saved = self.saved_waves()
+        if saved:
+            self.say(f"resuming: waves {sorted(saved)} are read from the checkpoint")
+        posterior = history_match(lambda u: self.simulate_unit(u, len(self.saved_waves()) + 1),
+                                  len(problem.names), self.error_model, settings, start=start,
+                                  fit_tasks=self.fit_tasks, saved=saved,
+                                  on_wave=self.save_wave, say=self.say)
+        model = self.error_model(posterior.replicate_var)
+        posterior = sample(posterior, model, settings, say=self.say)
+        # the ensemble: systematic resampling of the weighted draws, duplicates merged
+        rng = np.random.default_rng([config.seed, 13])
+        picks = systematic(posterior.weights, config.ensemble_size, rng)
+        members, counts = np.unique(picks, return_counts=True)
+        unit = posterior.samples[members]
+        weights = counts / counts.sum()
+        # the best point: the heaviest members, run with the search's seeds
+        objective = problem.objective
+        heavy = np.argsort(-(counts + posterior.weights[members]))[:config.best_candidates]
+        tasks = [(objective, problem.to_values(unit[i]), s) for i in heavy for s in objective.seeds]
+        sims = self.runs(tasks, "best point").reshape(len(heavy), len(objective.seeds), -1)
+        losses = np.array([loss(s, self.targets) for s in sims])
+        best = int(heavy[int(np.argmin(losses))])
+        best_x = problem.to_values(unit[best])
+        # checks by simulation: the best point on fresh replicates, and the ensemble
+        check_seeds = np.random.SeedSequence(config.seed + 1).spawn(CHECK_REPLICATES)
+        best_runs = self.runs([(objective, best_x, s) for s in check_seeds], "fit check")
+        ensemble = Ensemble(tuple(problem.names), problem.to_values(unit), weights,
+                            np.arange(len(unit)), best, "calibration")
+        chosen = ensemble.draw(config.check_draws, config.seed)
+        draw_seeds = np.random.SeedSequence(config.seed + 2).spawn(config.check_draws)
+        draw_runs = self.runs([(objective, ensemble.values[i], s)
+                               for i, s in zip(chosen, draw_seeds)], "posterior check")
+        # how often the emulator's 95% interval held what the model then produced
+        mean, var = posterior.emulator.predict(unit[chosen])
+        z = (to_scale(draw_runs, self.targets) - mean) / np.sqrt(var + posterior.replicate_var)
+        emulator_coverage = float(np.mean(np.abs(z) <= 1.96))
+        return {"posterior": posterior, "ensemble": ensemble, "best": best, "best_x": best_x,
+                "best_runs": best_runs, "draw_runs": draw_runs, "chosen": chosen,
+                "member_losses": dict(zip(map(int, heavy), map(float, losses))),
+                "emulator_coverage": emulator_coverage, "error_model": model}
+
+
+def _checkpoint_note(folder: Path, config: CalibrationConfig, identity: str) -> None:
+    _write_json(folder / "checkpoint.json", {"identity": identity, "config": config.as_dict()})
 
 
 def calibrate(config: CalibrationConfig, *, workers: int | None = None,
@@ -759,90 +620,145 @@ def calibrate(config: CalibrationConfig, *, workers: int | None = None,
     """Run a calibration and write ``<out>/calibration/<id>/``; return what it found."""
     parent = (out or RESULTS_DIR) / "calibration"
     started = dt.datetime.now(dt.timezone.utc)
-    state = None
-    if resume:
-        final = parent / resume
-        partial = parent / f".{resume}.partial"
+    problem = build_problem(config)  # every refusal comes before anything is written
+    identity = config.identity()
+    if resume is not None:
+        if not resume.strip():
+            raise MpsimError("--resume: value '' is not allowed; expected the id of an "
+                             "interrupted calibration (a folder under "
+                             f"{parent} named .<id>.partial)")
+        final, partial = parent / resume, partial_name(parent / resume)
         if final.exists():
             raise MpsimError(f"--resume {resume}: calibration {final} already finished")
-        checkpoint = partial / "checkpoint.json"
-        if not checkpoint.is_file():
+        note = partial / "checkpoint.json"
+        if not note.is_file():
             raise MpsimError(f"--resume {resume}: no interrupted calibration at {partial}")
-        state = json.loads(checkpoint.read_text())
-        if state["config_digest"] != config.digest():
-            raise MpsimError(f"--resume {resume}: it was started with another configuration "
-                             f"({state['config']['config_file']}, budget "
-                             f"{state['config']['budget']}); give the same --config, --data "
-                             "and --budget")
+        state = json.loads(note.read_text())
+        if state.get("identity") != identity:
+            raise MpsimError(f"--resume {resume}: it was started with another calibration "
+                             "file, data file or settings (its files or --budget differ "
+                             "from these: a resume must use the same bytes); resume with: "
+                             f"{config.resume_command(resume, out)} and the original files")
     else:
         final = new_run_dir(parent, started)
-        partial = parent / f".{final.name}.partial"
+        partial = partial_name(final)
         partial.mkdir(parents=True)
-    objective, bounds, loaded = build_objective(config)
-    names, targets, run = objective.names, objective.targets, objective.run
     try:
+        lock = _lock(partial)
+    except OSError:
+        raise MpsimError(f"--resume {resume}: calibration {partial} is being written by "
+                         "another process; wait for it or stop it first") from None
+    clock = time.perf_counter()
+    try:
+        _checkpoint_note(partial, config, identity)
         with executors.executor(workers, dask_address) as pool:
-            search = _Search(objective, bounds, config, pool, partial, state, progress)
-            result = search.run()
-            # the fit at the best point, on more replicates than the search used
-            check_seeds = np.random.SeedSequence(config.seed + 1).spawn(max(10, config.replicates))
-            check = executors.run_tasks(_simulate_one, [(objective, result.x, s) for s in check_seeds],
-                                        pool, desc="fit check", progress=progress)
-        simulated = np.vstack(check)
-        wall = search.wall_seconds
-        _write_outputs(partial, final.name, config, loaded, targets, names, bounds, result,
-                       search, simulated, run, started, wall, objective)
-        os.replace(partial / "checkpoint.json", partial / "search_state.json")
+            found = _Pipeline(problem, config, pool, partial, progress).run()
+        wall = time.perf_counter() - clock
+        result = _write_outputs(partial, final.name, config, problem, found, started, wall,
+                                identity)
+        for leftover in partial.glob("wave_*.npz"):
+            leftover.unlink()
+        (partial / "checkpoint.json").unlink()
+        if lock is not None:
+            os.close(lock)
+            lock = None
         os.rename(partial, final)
     except KeyboardInterrupt:
-        print(f"calibration interrupted; continue it with: mpsim calibrate --resume {final.name}"
-              + (f" --config {config.path}" if config.path != DEFAULT_CONFIG else ""),
-              file=sys.stderr)
+        if any(partial.glob("wave_*.npz")):
+            print(f"calibration interrupted; its finished waves are kept in {partial}; "
+                  f"continue it with: {config.resume_command(final.name, out)}",
+                  file=sys.stderr)
+        else:
+            shutil.rmtree(partial, ignore_errors=True)
+            print("calibration interrupted before its first wave finished; nothing was kept",
+                  file=sys.stderr)
         raise
     except BaseException:
-        if not (partial / "checkpoint.json").is_file():
+        if not any(partial.glob("wave_*.npz")):
             shutil.rmtree(partial, ignore_errors=True)
         raise
-    best = dict(zip(names, map(float, result.x)))
-    return CalibrationResult(final, best, result.fun, pd.read_csv(final / "fit_table.csv"))
+    finally:
+        if lock is not None:
+            os.close(lock)
+    result.path = final
+    return result
 
 
-def _simulate_one(task) -> np.ndarray:
-    objective, x, seed = task
-    return objective.simulate(x, seeds=[seed])
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1, default=_json_default))
+    os.replace(tmp, path)
 
 
-def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, loaded, targets,
-                   names, bounds, result, search: _Search, simulated, run, started, wall,
-                   objective: Objective) -> None:
+def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, problem: Problem,
+                   found: dict[str, Any], started: dt.datetime, wall: float,
+                   identity: str) -> CalibrationResult:
     from .plots import plot_calibration
 
-    best = {n: float(v) for n, v in zip(names, result.x)}
-    fit = fit_table(simulated, targets)
+    objective, targets, names = problem.objective, problem.objective.targets, problem.names
+    posterior: Posterior = found["posterior"]
+    ensemble: Ensemble = found["ensemble"]
+    best_x = found["best_x"]
+    best = {n: (int(round(v)) if BY_NAME[n].kind is int else float(v))
+            for n, v in zip(names, best_x)}
+    app = dict(problem.app)
+    fit = posterior_fit(fit_table(found["best_runs"], targets), found["draw_runs"], targets,
+                        app_bases.APP_SERIES if app else ())
     fit.to_csv(folder / "fit_table.csv", index=False, float_format="%.6g")
-    unc = uncertainty(search.history, names, bounds, config.tolerance, result.x,
-                      search.linearised)
-    unc.to_csv(folder / "uncertainty.csv", index=False, float_format="%.6g")
-    weak_directions(*search.linearised, names, bounds, result.x, config.tolerance).to_csv(
-        folder / "weak_directions.csv", index=False, float_format="%.4g")
-    prof = profiles(search.history, names, bounds)
-    prof.to_csv(folder / "profiles.csv", index=False, float_format="%.6g")
-    pd.DataFrame([{"stage": h[2], "loss": h[1], **dict(zip(names, h[0]))}
-                  for h in search.history]).to_csv(folder / "evaluations.csv", index=False,
-                                                   float_format="%.6g")
-    pd.DataFrame(search.generations).to_csv(folder / "convergence.csv", index=False)
-    _write_json(folder / "best_parameters.json", {"loss": result.fun, "parameters": best})
-    (folder / "calibrated.toml").write_text(scenario_text(run_id, names, result.x, config))
+    best_loss = loss(found["best_runs"], targets)
+    # ensemble.csv: the free parameters, then the app curves' fixed values
+    app_names = list(app)
+    values = np.column_stack([ensemble.values,
+                              np.tile([app[n] for n in app_names], (len(ensemble), 1))])
+    member_loss = np.full(len(ensemble), np.nan)
+    for i, value in found["member_losses"].items():
+        member_loss[i] = value
+    write_ensemble(folder / "ensemble.csv", names + app_names, values, ensemble.weights,
+                   best=found["best"], losses=member_loss)
+    table = posterior_table(names, problem.bounds, ensemble.values, ensemble.weights, best_x)
+    table.to_csv(folder / "posterior.csv", index=False, float_format="%.6g")
+    samples = problem.to_values(posterior.samples)
+    pd.DataFrame([r.as_dict() for r in posterior.records]).to_csv(folder / "waves.csv",
+                                                                    index=False)
+    model = found["error_model"]
+    design = problem.to_values(posterior.x)
+    h = posterior.outputs
+    evaluations = pd.DataFrame(design, columns=names)
+    evaluations.insert(0, "wave", posterior.wave)
+    evaluations.insert(1, "max_implausibility", model.implausibility(h).max(axis=1))
+    evaluations.insert(2, "log_likelihood", model.log_likelihood(h))
+    evaluations.to_csv(folder / "evaluations.csv", index=False, float_format="%.6g")
+    _write_json(folder / "best_parameters.json",
+                {"loss": best_loss, "parameters": {**best, **app},
+                 "app_curves": sorted(app)})
+    (folder / "calibrated.toml").write_text(scenario_text(run_id, {**best, **app}, config))
+    within = int(fit["within_15pct"].sum())
+    held = int(fit["in_90pct"].sum())
     _write_json(folder / "manifest.json", {
-        "calibration_id": run_id, "config": config.as_dict(), "targets": len(targets),
-        "unused_rows": [{"line": line, "reason": why} for line, why in loaded.unused],
-        "run": run, "best_loss": result.fun, "best_parameters": best,
+        "calibration_id": run_id, "kind": "calibration", "method": "history matching with "
+        "Gaussian-process emulators, then adaptive importance sampling (calibration/posterior.py)",
+        "config": config.as_dict(), "identity": identity, "targets": len(targets),
+        "unused_rows": [{"line": line, "reason": why} for line, why in problem.loaded.unused],
+        "run": objective.run, "app_curves": app,
+        "waves": [r.as_dict() for r in posterior.records],
+        "importance_rounds": posterior.rounds,
+        "effective_size": round(posterior.effective_size, 1),
+        "ensemble_members": len(ensemble), "ensemble_effective_size":
+        round(ensemble.effective_size(), 1),
+        "replicate_sd": {t.label: round(float(np.sqrt(v)), 4)
+                         for t, v in zip(targets, posterior.replicate_var)},
+        "emulator_coverage_95": round(found["emulator_coverage"], 3),
+        "best_loss": best_loss, "best_parameters": best,
         "start_parameters": resolve(objective.base),
-        "evaluations": len(search.history), "generations": len(search.generations),
+        "within_15pct": within, "in_posterior_90pct": held,
+        "runs": int(len(posterior.x) * config.replicates
+                    + config.best_candidates * config.replicates + CHECK_REPLICATES
+                    + config.check_draws),
         "git": git_commit(), "versions": versions(), "command": sys.argv,
         "started_utc": started.isoformat(timespec="seconds"), "wall_seconds": round(wall, 1)})
-    frames = [simulate(objective.params(result.x), agents=config.agents,
-                       merchant_agents=config.merchant_agents, start=run["start"],
-                       end=run["end"], seed=s) for s in objective.seeds]
-    plot_calibration(folder, frames, fit, search.history, search.generations, unc, prof,
-                     names, run_id, objective.params(result.x))
+    frames = [simulate(objective.params(best_x), agents=config.agents,
+                       merchant_agents=config.merchant_agents, start=objective.run["start"],
+                       end=objective.run["end"], seed=s) for s in objective.seeds]
+    plot_calibration(folder, frames, fit, table, samples, posterior.weights, evaluations,
+                     run_id, objective.params(best_x))
+    return CalibrationResult(folder, {**best, **app}, best_loss, fit, posterior.effective_size)

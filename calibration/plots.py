@@ -1,4 +1,4 @@
-"""Plots of a calibration: the fit, the convergence of the search, and how sure the fit is.
+"""Plots of a calibration: the fit, what the data pin down (posterior against prior), the waves.
 
 Drawn from plain data (frames, tables, the list of evaluated points), like
 ``model/plots.py``.
@@ -53,10 +53,14 @@ def plot_fit(folder: Path, frames: list[pd.DataFrame], fit: pd.DataFrame, run_id
             ax.scatter(pd.to_datetime(group["date"]), group["reported"], s=50,
                        marker=MARKERS.get(kind, "o"), color=colour, edgecolor="black",
                        zorder=5, label="reported" + (" (lower bound)" if kind == "lower" else ""))
-        ax.errorbar(dates, rows_["simulated_mean"],
-                    yerr=[rows_["simulated_mean"] - rows_["simulated_p05"],
-                          rows_["simulated_p95"] - rows_["simulated_mean"]],
-                    fmt="x", color="black", capsize=3, zorder=6, label="simulated at target")
+        ax.scatter(dates, rows_["simulated_mean"], marker="x", color="black", zorder=6,
+                   label="best point")
+        if "posterior_p50" in rows_:
+            ax.errorbar(dates + pd.Timedelta(days=25), rows_["posterior_p50"],
+                        yerr=[rows_["posterior_p50"] - rows_["posterior_p05"],
+                              rows_["posterior_p95"] - rows_["posterior_p50"]],
+                        fmt="o", ms=3, color="#555555", capsize=3, zorder=6,
+                        label="ensemble median, 90%")
         unit = rows_["unit"].iloc[0] if len(rows_) else ""
         ax.set_title(f"{LABELS.get(platform, platform)} {series}", fontsize=9, loc="left")
         ax.set_ylabel(unit.replace("_", " "), fontsize=8)
@@ -68,8 +72,10 @@ def plot_fit(folder: Path, frames: list[pd.DataFrame], fit: pd.DataFrame, run_id
     for ax in list(axes.flat)[len(groups):]:
         ax.axis("off")
     within = fit["within_15pct"].mean() * 100
+    held = f"; {fit['in_90pct'].mean() * 100:.0f}% inside the ensemble's 90%" if "in_90pct" in fit else ""
     fig.suptitle(f"Calibration {run_id}: fit to {len(fit)} reported figures "
-                 f"({within:.0f}% within 15%; triangles are lower bounds)", fontsize=12)
+                 f"(best point: {within:.0f}% within 15%{held}; triangles are lower bounds; "
+                 "band: the best point's 5-95% over replicates)", fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     path = folder / "fit.png"
     fig.savefig(path, dpi=100)
@@ -77,70 +83,69 @@ def plot_fit(folder: Path, frames: list[pd.DataFrame], fit: pd.DataFrame, run_id
     return path
 
 
-def plot_convergence(folder: Path, history: list, generations: list[dict]) -> Path:
-    losses = np.array([h[1] for h in history])
-    stages = np.array([h[2] for h in history])
-    fig, ax = plt.subplots(figsize=(9, 5))
-    idx = np.arange(len(losses))
-    for stage, colour in (("de", "#7f8c8d"), ("polish", "#e67e22")):
-        mask = stages == stage
-        ax.scatter(idx[mask], losses[mask], s=4, alpha=0.4, color=colour,
-                   label=f"evaluated points ({'differential evolution' if stage == 'de' else 'local polish'})")
-    ax.plot(idx, np.minimum.accumulate(losses), color="black", lw=1.8, label="best so far")
-    if generations:
-        gen = pd.DataFrame(generations)
-        ax.scatter(gen["evaluations"] - 1, gen["best_loss"], s=14, color="#c0392b", zorder=5,
-                   label="end of a generation")
-    ax.set_yscale("log")
-    ax.set_xlabel("model evaluations (parameter points)")
-    ax.set_ylabel("loss (weighted mean squared log error)")
-    ax.set_title("Convergence of the calibration", loc="left")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = folder / "convergence.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def plot_uncertainty(folder: Path, uncertainty: pd.DataFrame, profiles: pd.DataFrame,
-                     tolerance_note: str = "") -> Path:
-    names = list(uncertainty["parameter"])
-    cols = 4
+def plot_posterior(folder: Path, table: pd.DataFrame, samples: np.ndarray,
+                   weights: np.ndarray) -> Path:
+    """Each parameter's posterior (weighted histogram of the importance draws) over its
+    flat prior: a parameter whose posterior fills its prior is not pinned down."""
+    names = list(table["parameter"])
+    cols = 5
     rows = int(np.ceil(len(names) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-    for ax, (_, row) in zip(axes.flat, uncertainty.iterrows()):
-        prof = profiles[profiles["parameter"] == row["parameter"]]
-        centres = (prof["bin_low"] + prof["bin_high"]) / 2
-        ax.plot(centres, prof["min_loss"], "o-", ms=3, color="#34495e")
-        ax.axvspan(row["profile_low"], row["profile_high"], color="#2980b9", alpha=0.15,
-                   label="profile range (others re-fitted)")
-        ax.axvspan(row["near_best_low"], row["near_best_high"], color="#27ae60", alpha=0.35,
-                   label="evaluated points near the best")
-        ax.set_xlim(row["bound_low"], row["bound_high"])
-        ax.axvline(row["best"], color="#c0392b", lw=1.2, label="best")
-        ax.set_yscale("log")
-        flag = "" if row["identified"] else "  (not pinned down)"
-        ax.set_title(f"{row['parameter']}{flag}", fontsize=8, loc="left",
-                     color="black" if row["identified"] else "#c0392b")
-        ax.tick_params(labelsize=7)
-        ax.grid(alpha=0.3)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
+    for j, (ax, (_, row)) in enumerate(zip(axes.flat, table.iterrows())):
+        low, high = row["prior_low"], row["prior_high"]
+        edges = np.linspace(low, high, 26)
+        density, _ = np.histogram(samples[:, j], bins=edges, weights=weights, density=True)
+        ax.stairs(density, edges, fill=True, color="#2980b9", alpha=0.6, label="posterior")
+        ax.axhline(1.0 / (high - low), color="#7f8c8d", ls="--", lw=1, label="prior")
+        ax.axvline(row["best"], color="#c0392b", lw=1.2, label="best point")
+        ax.set_xlim(low, high)
+        ax.set_yticks([])
+        pinned = "pinned down" if row["pinned"] else "loose"
+        ax.set_title(f"{row['parameter']}\n90%: {row['p05']:.3g} to {row['p95']:.3g} ({pinned})",
+                     fontsize=7, loc="left", color="black" if row["pinned"] else "#7f8c8d")
+        ax.tick_params(labelsize=6)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
-    fig.suptitle("How sure the fit is: lowest loss found in each slice of each parameter's "
-                 "range (dots); the range the loss allows with the other parameters "
-                 f"re-fitted (blue){tolerance_note}", fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    path = folder / "uncertainty.png"
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", fontsize=8, ncol=3)
+    pinned = int(table["pinned"].sum())
+    fig.suptitle(f"What the data pin down: posterior (blue) against the flat prior (dashed); "
+                 f"{pinned} of {len(names)} parameters have a 90% interval under half their "
+                 "prior's", fontsize=11, x=0.01, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    path = folder / "posterior.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
 
 
-def plot_calibration(folder, frames, fit, history, generations, uncertainty, profiles, names,
-                     run_id, params=None) -> list[Path]:
+def plot_waves(folder: Path, evaluations: pd.DataFrame, cutoff: float = 3.0) -> Path:
+    """The largest implausibility of every point run, by wave: the waves close in."""
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    rng = np.random.default_rng(0)
+    for wave, group in evaluations.groupby("wave"):
+        jitter = wave + rng.uniform(-0.3, 0.3, len(group))
+        ax.scatter(jitter, group["max_implausibility"], s=5, alpha=0.4, color="#34495e")
+        ax.scatter([wave], [group["max_implausibility"].median()], s=60, color="#c0392b",
+                   zorder=5, label="median" if wave == 1 else None)
+    ax.axhline(cutoff, color="#27ae60", ls="--", label=f"cutoff {cutoff:g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("wave")
+    ax.set_ylabel("largest implausibility over the figures\n(with the final error model)")
+    ax.set_xticks(sorted(evaluations["wave"].unique()))
+    ax.set_title("History matching: each wave's points, by how far their worst figure misses",
+                 loc="left", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    path = folder / "waves.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_calibration(folder, frames, fit, table, samples, weights, evaluations, run_id,
+                     params=None) -> list[Path]:
     return [plot_fit(folder, frames, fit, run_id, params),
-            plot_convergence(folder, history, generations),
-            plot_uncertainty(folder, uncertainty, profiles)]
+            plot_posterior(folder, table, samples, weights),
+            plot_waves(folder, evaluations)]

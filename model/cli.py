@@ -7,7 +7,10 @@
     mpsim sweep NAME --param P=LO:HI   outcomes over many parameter values
     mpsim sensitivity NAME --param ... Sobol indices of key outcomes
     mpsim calibrate [--config FILE]    fit parameters to reported figures
+    mpsim backtest --until DATE        fit to the figures up to DATE, score the later ones
     mpsim plot RUN_DIR                 redraw a run's plots from its saved files
+    mpsim open FOLDER                  open a results folder's report.html in the browser
+    mpsim app [--port P]               the interactive view in the browser (Solara)
 
 User mistakes end with a one-line message and exit status 2. Ctrl-C (SIGINT), SIGTERM
 and SIGHUP end a command with one line saying what was kept, after its clean-up has
@@ -85,15 +88,25 @@ def _add_ensemble_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def cmd_list(args) -> int:
+    """Every shipped scenario that loads; one that does not (not UTF-8, a bad key, a
+    broken ``extends``) is named on stderr in one line and the others are still listed.
+    Exit 2 if any was refused, so a script notices a broken scenarios folder."""
     from . import scenarios
 
     width = shutil.get_terminal_size((100, 20)).columns
+    refused = 0
     for name, path in scenarios.available().items():
-        scenario = scenarios.load(path)
+        try:
+            scenario = scenarios.load(path)
+        except MpsimError as exc:
+            refused += 1
+            sys.stdout.flush()  # keep the listing and the messages in order on a terminal
+            print(f"mpsim: error: {exc}", file=sys.stderr)
+            continue
         parent = f" (extends {scenario.chain[1]})" if len(scenario.chain) > 1 else ""
         print(f"{name}{parent}")
         print(textwrap.indent(textwrap.fill(scenario.description, width - 4), "    "))
-    return 0
+    return 2 if refused else 0
 
 
 def cmd_params(args) -> int:
@@ -122,7 +135,21 @@ def cmd_run(args) -> int:
     print(f"{scenario.name}: {what} x {result.run['replicates']} replicates x "
           f"{result.run['agents']:,} user agents written to {result.path}")
     _print_headline(result.path)
+    _report(result.path)
     return 0
+
+
+def _report(folder: Path) -> None:
+    """Write the folder's report.html (and its runs' for a comparison). The results are
+    complete before it, so a failure here is a note, never a failed command."""
+    try:
+        from .report import write_reports
+
+        for page in write_reports(folder):
+            print(f"report: {page}")
+    except Exception as exc:  # noqa: BLE001 - the results are written; say so and go on
+        print(f"mpsim: note: {folder}: report.html not written ({exc}); the results are "
+              f"complete; write it with: mpsim open {folder}", file=sys.stderr)
 
 
 def _print_headline(folder: Path) -> None:
@@ -156,6 +183,7 @@ def cmd_compare(args) -> int:
                      progress=not args.quiet)
     print(f"comparison written to {folder}")
     _print_effects(folder)
+    _report(folder)
     return 0
 
 
@@ -233,6 +261,7 @@ def cmd_plot(args) -> int:
     finished_run(args.run_dir)
     for path in plot_run(args.run_dir):
         print(path)
+    _report(args.run_dir)  # the page embeds the plots: redraw it with them
     return 0
 
 
@@ -252,6 +281,27 @@ def cmd_calibrate(args) -> int:
         print(f"  {name} = {value:.4g}")
     print(f"run it:            mpsim run {result.path / 'calibrated.toml'}")
     print(f"make it the baseline: python scripts/adopt_calibration.py {result.path}")
+    _report(result.path)
+    return 0
+
+
+def cmd_backtest(args) -> int:
+    from calibration.backtest import backtest
+
+    result = backtest(args.until, data=args.data, config=args.config, budget=args.budget,
+                      calibration=args.calibration, draws=args.draws,
+                      replicates=args.replicates, seed=args.seed, workers=args.workers,
+                      dask_address=args.dask, out=args.out, progress=not args.quiet)
+    print(f"backtest written to {result.path}")
+    summary = result.summary
+    rows = summary[(summary["series"] == "all") & (summary["subset"] == "common")]
+    print(f"later figures every forecaster reaches (mean over exact figures; bounds: share met):")
+    for _, row in rows.iterrows():
+        print(f"  {row['forecaster']:9s} |log error| {row['mean_abs_log_error']:.3f}  "
+              f"WIS {row['mean_wis']:.3f}  in 50% {row['cover50']:.0%}  in 90% "
+              f"{row['cover90']:.0%}  ({row['exact_figures']} exact); bounds met "
+              f"{row['bounds_met']:.0%} of {row['bounds']}; 90% holds {row['in90_all']:.0%} "
+              "of all")
     return 0
 
 
@@ -270,7 +320,35 @@ def cmd_sweep(args) -> int:
     else:
         folder = sweep(args.scenario, ranges, design_kind=args.design, **common)
     print(f"{args.command} written to {folder}")
+    _report(folder)
     return 0
+
+
+def cmd_open(args) -> int:
+    from .report import REPORT_NAME, finished_folder, write_report
+
+    folder = args.folder.parent if args.folder.name == REPORT_NAME else args.folder
+    finished_folder(folder)
+    page = folder / REPORT_NAME
+    if not page.is_file():
+        page = write_report(folder)
+        print(f"report: {page} (written now)")
+    if args.print:
+        print(page.resolve())
+        return 0
+    import webbrowser
+
+    if not webbrowser.open(page.resolve().as_uri()):
+        raise MpsimError(f"{page}: no web browser could be started here; open the file "
+                         "yourself, or print its path with --print")
+    print(f"opened {page}")
+    return 0
+
+
+def cmd_app(args) -> int:
+    from .app import serve
+
+    return serve(port=args.port, host=args.host, browser=not args.no_browser)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -370,12 +448,85 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_calibrate)
 
+    p = sub.add_parser("backtest", help="fit to figures up to a date, score the later ones",
+                       description="Calibrate the ensemble to the reported figures dated up "
+                                   "to DATE (or reuse a calibration), forecast every later "
+                                   "figure the model produces (draws x replicates) and score "
+                                   "the forecasts beside a straight line and a logistic curve "
+                                   "fitted to the same figures: |log error| of the median, "
+                                   "50%/90% coverage and the weighted interval score. Writes "
+                                   "results/backtest/<id>/ with scores.csv, summary.csv, "
+                                   "fans.png and manifest.json.")
+    p.add_argument("--until", required=True, metavar="DATE",
+                   help="last date of the figures to fit, YYYY-MM-DD (a YYYY-MM figure is "
+                        "dated the 15th)")
+    p.add_argument("--data", type=Path, nargs="+", action="extend", metavar="CSV",
+                   help="targets files of reported figures, fitted and scored (default: the "
+                        "calibration file's data)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="calibration file (default: calibration/baseline.toml)")
+    p.add_argument("--budget", type=_positive_int, metavar="N",
+                   help="model evaluations of the calibration (default: the file's)")
+    p.add_argument("--calibration", type=Path, metavar="DIR",
+                   help="reuse this finished calibration folder instead of calibrating")
+    p.add_argument("--draws", type=_positive_int, metavar="D",
+                   help="ensemble members drawn (default: the scenario's [run] draws)")
+    p.add_argument("--replicates", type=_positive_int, metavar="R",
+                   help="replicates per draw (default: the scenario's [run] replicates)")
+    p.add_argument("--seed", type=_seed, metavar="S",
+                   help="root seed of the draws and the replicates (default: the "
+                        "calibration file's)")
+    p.add_argument("--workers", type=_positive_int, metavar="N",
+                   help="local worker processes (default: all cores)")
+    p.add_argument("--dask", metavar="ADDRESS", help="run on this Dask scheduler instead")
+    p.add_argument("--out", type=Path, metavar="DIR",
+                   help="results folder to write under (default: results/)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_backtest)
+
     p = sub.add_parser("plot", help="redraw a run's plots from its saved files",
                        description="Redraw every plot of a finished run folder from its "
                                    "series.csv and manifest.json.")
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run folder")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("open", help="open a results folder's report page in the browser",
+                       description="Open report.html of a finished results folder (run, "
+                                   "compare, sweep, sensitivity, calibration, backtest) in the "
+                                   "web browser: its plots, key figures against the reported "
+                                   "ones, changed parameters and manifest on one page. Writes "
+                                   "the page first if the folder has none.")
+    p.add_argument("folder", type=Path, metavar="FOLDER", help="a finished results folder")
+    p.add_argument("--print", action="store_true",
+                   help="print the page's path instead of opening a browser")
+    p.set_defaults(func=cmd_open)
+
+    p = sub.add_parser("app", help="interactive view: move the levers, watch the race",
+                       description="Serve the interactive view (Solara) and open it in the "
+                                   "browser: pick a scenario, move the red-envelope and "
+                                   "traffic-sharing levers or any parameter, and see users, "
+                                   "daily users, merchants and shares against the baseline "
+                                   "and the reported figures, with 5-95% bands, at a reduced "
+                                   "size (5,000 agents, 3 replicates: a few seconds a change). "
+                                   "Ctrl-C stops it.")
+    p.add_argument("--port", type=_port, default=8765, metavar="P",
+                   help="port to serve on (default 8765; 0 picks a free one)")
+    p.add_argument("--host", default="localhost", metavar="HOST",
+                   help="address to listen on (default localhost: this machine only)")
+    p.add_argument("--no-browser", action="store_true",
+                   help="serve only; print the address instead of opening a browser")
+    p.set_defaults(func=cmd_app)
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"value {text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"value {text!r} is not a port; expected 0 to 65535")
+    return value
 
 
 #: Signals that end a command through its clean-up, like Ctrl-C.

@@ -87,6 +87,11 @@ def _worker_start(parent: int, death_signal: bool) -> None:
         os._exit(1)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
                      name="mpsim-watch-parent").start()
+    # One BLAS thread per worker: the workers already use every core, and threaded BLAS
+    # on top of them oversubscribes the machine (a Gaussian-process fit ran 7x slower).
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1)
 
 
 class WorkerPool(ProcessPoolExecutor):

@@ -144,7 +144,8 @@ from scipy.special import expit, gammaincinv, ndtr
 
 from . import calendar
 from .agents import MerchantPopulation, UserPopulation
-from .params import ALIBABA_APPS, PLATFORMS, SECTORS, check_run_setting, resolve, run_defaults
+from .params import (ALIBABA_APPS, PLATFORMS, SECTORS, check_run_setting, check_seed, resolve,
+                     run_defaults)
 
 #: Every output the model records each step: (column, unit, meaning).
 OUTPUTS: tuple[tuple[str, str, str], ...] = (
@@ -214,7 +215,7 @@ class MiniProgramModel(mesa.Model):
     def __init__(self, params: dict[str, Any] | None = None, *, agents: int | None = None,
                  merchant_agents: int | None = None, start: dt.date | None = None,
                  end: dt.date | None = None, seed=None):
-        super().__init__(rng=np.random.default_rng(seed))
+        super().__init__(rng=np.random.default_rng(check_seed(seed)))
         run = run_defaults()
         for key, value in (("agents", agents), ("merchant_agents", merchant_agents),
                            ("start", start), ("end", end)):

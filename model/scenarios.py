@@ -76,6 +76,8 @@ def find(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
     shipped = available()
     if text in shipped:
         return shipped[text]
+    if candidate.is_dir():  # `mpsim run results`: a folder, not a scenario name
+        raise ScenarioError(f"{text}: is a folder; expected a scenario name or file (.toml)")
     raise ScenarioError(f"{text}: no such scenario; {_closest(text, shipped)}")
 
 
