@@ -157,9 +157,10 @@ def _print_headline(folder: Path) -> None:
     import pandas as pd
 
     summary = pd.read_csv(folder / "summary.csv")
-    last = summary["date"][~summary["spring_festival_week"]].max()
-    if not isinstance(last, str):  # every summarised date is a Spring Festival week
+    dates = set(summary["date"][~summary["spring_festival_week"]])
+    if not dates:  # every summarised date is a Spring Festival week
         return
+    last = _reference_date(dates)
     rows = summary[(summary["date"] == last) & summary["output"].isin([
         "wechat.miniprogram_dau", "alipay.miniprogram_dau", "alipay.miniprogram_dau_share",
         "wechat.miniprogram_users_cumulative", "alipay.miniprogram_users_cumulative"])]
@@ -168,8 +169,9 @@ def _print_headline(folder: Path) -> None:
         return
     print(f"at {last} (mean, 90% interval over every draw and replicate):")
     for _, row in rows.iterrows():
-        print(f"  {row['output']:40s} {row['mean']:10.3g}  [{row['p05']:.3g}, {row['p95']:.3g}]"
-              f"  {row['unit']}")
+        unit = "%" if row["unit"] == "share" else row["unit"]
+        print(f"  {row['output']:40s} {_amount(row['mean'], row['unit']):>8s}  "
+              f"[{_amount(row['p05'], row['unit'])}, {_amount(row['p95'], row['unit'])}]  {unit}")
 
 
 def cmd_compare(args) -> int:
@@ -180,8 +182,76 @@ def cmd_compare(args) -> int:
                      workers=args.workers, dask_address=args.dask, out=args.out,
                      progress=not args.quiet)
     print(f"comparison written to {folder}")
+    _print_effects(folder)
     _report(folder)
     return 0
+
+
+#: The outcomes ``compare`` prints, with how to say them.
+HEADLINE_EFFECTS = (("wechat.pay_users", "WeChat Pay users"),
+                    ("wechat.miniprogram_dau", "WeChat mini-program daily users"),
+                    ("alipay.miniprogram_dau", "Alipay mini-program daily users"),
+                    ("alipay.miniprogram_dau_share", "Alipay share of daily users"))
+#: The year the printed summaries speak of, as the README does.
+REFERENCE_YEAR = 2020
+
+
+def _amount(value: float, unit: str, sign: bool = False) -> str:
+    """A number as a person reads it: millions to 3 significant figures at most, shares
+    in % (or, for differences, points)."""
+    import math
+
+    if unit == "share":
+        text = f"{value * 100:{'+' if sign else ''}.1f}"
+        return text
+    digits = 0 if abs(value) >= 10 else (1 if abs(value) >= 1 else 2)
+    text = f"{value:{'+' if sign else ''},.{digits}f}"
+    return "0" if text.strip("+-0.,") == "" and not math.isnan(value) else text
+
+
+def _reference_date(dates) -> str:
+    """The last summarised date in the reference year, or the last date of all."""
+    in_year = sorted(d for d in dates if str(d).startswith(str(REFERENCE_YEAR)))
+    return in_year[-1] if in_year else sorted(dates)[-1]
+
+
+def _print_effects(folder: Path) -> None:
+    """Each scenario's paired effect on the headline outcomes at the end of the
+    reference year: median and 90% interval, with the reference scenario's level."""
+    import json
+
+    import pandas as pd
+
+    diffs = pd.read_csv(folder / "differences.csv")
+    if diffs.empty:
+        return
+    date = _reference_date(set(diffs["date"]))
+    rows = diffs[diffs["date"] == date].set_index(["scenario", "output"])
+    info = json.loads((folder / "manifest.json").read_text())
+    base_name = diffs["baseline"].iloc[0]
+    base_levels = {}
+    base_summary = Path(info["runs"][0]) / "summary.csv"
+    if base_summary.is_file():
+        summary = pd.read_csv(base_summary)
+        at = summary[summary["date"] == date].set_index("output")
+        base_levels = {name: at.loc[name, "p50"] for name, _ in HEADLINE_EFFECTS
+                       if name in at.index}
+    runs = int(rows["runs"].max()) if "runs" in rows else "?"
+    print(f"effects at {date} against {base_name} (median and 90% interval over {runs} "
+          "paired runs; shares in points):")
+    for scenario in dict.fromkeys(diffs["scenario"]):
+        print(f"  {scenario}")
+        for output, label in HEADLINE_EFFECTS:
+            if (scenario, output) not in rows.index:
+                continue
+            row = rows.loc[(scenario, output)]
+            unit = "points" if row["unit"] == "share" else "million"
+            base = (f"   ({base_name}: {_amount(base_levels[output], row['unit'])}"
+                    f"{'%' if row['unit'] == 'share' else ' million'})"
+                    if output in base_levels else "")
+            print(f"    {label:34s} {_amount(row['median'], row['unit'], sign=True):>8s} {unit} "
+                  f"({_amount(row['p05'], row['unit'])} to {_amount(row['p95'], row['unit'])})"
+                  f"{base}")
 
 
 def cmd_plot(args) -> int:
@@ -246,7 +316,8 @@ def cmd_sweep(args) -> int:
     check_output_dir(args.out)
     common = dict(samples=args.samples, seed=args.seed, replicates=args.replicates,
                   agents=args.agents, workers=args.workers, dask_address=args.dask,
-                  out=args.out, progress=not args.quiet)
+                  out=args.out, progress=not args.quiet, outcomes=args.outcome, cost=True,
+                  draws=args.draws, point=args.point, ensemble=args.ensemble)
     if args.command == "sensitivity":
         folder = sensitivity(args.scenario, ranges, **common)
     else:
@@ -347,10 +418,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="a parameter and its range; repeat for more parameters")
         p.add_argument("--samples", type=_positive_int, default=16, metavar="N",
                        help="sample points (sensitivity: N, a power of 2; default 16)")
+        p.add_argument("--outcome", action="append", metavar="NAME",
+                       help="an outcome to compute, e.g. alipay_dau_festival_lift_2020; repeat "
+                            "for more (default: all; each run stops at the last day they "
+                            "read; a wrong name lists them all)")
         if name == "sweep":
             p.add_argument("--design", choices=("grid", "lhs", "sobol"), default="lhs",
                            help="sampling design (default: lhs)")
         _add_run_flags(p)
+        _add_ensemble_flags(p)
         p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("calibrate", help="fit parameters to reported figures",

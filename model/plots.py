@@ -41,10 +41,22 @@ def _bands(frames: list[pd.DataFrame], column: str):
     return frames[0].index, mean, low, high
 
 
-def _line(ax, frames, column, colour, label, scale=1.0, style="-"):
+def _line(ax, frames, column, colour, label, scale=1.0, style="-", lw=1.8, zorder=2,
+          marker=None, mark_start=0.0):
+    """The mean over every run as a line, and the band from every run's 5% to 95%
+    quantile, filled and edged so it shows at the default size."""
     index, mean, low, high = _bands(frames, column)
-    ax.plot(index, mean * scale, style, color=colour, lw=1.8, label=label)
-    ax.fill_between(index, low * scale, high * scale, color=colour, alpha=0.18, lw=0)
+    ax.fill_between(index, low * scale, high * scale, color=colour, alpha=0.28, lw=0,
+                    zorder=zorder - 0.2)
+    with np.errstate(invalid="ignore"):
+        width = np.nanmax(np.abs(high - low)) if np.isfinite(high - low).any() else 0.0
+    if width > 1e-9 * max(1.0, float(np.nanmax(np.abs(high))) if np.isfinite(high).any() else 1.0):
+        for edge in (low, high):  # no edges on an input that does not vary
+            ax.plot(index, edge * scale, "-", color=colour, lw=0.6, alpha=0.75,
+                    zorder=zorder - 0.1)
+    every = max(1, len(index) // 14)  # markers staggered by mark_start (a share of a gap)
+    ax.plot(index, mean * scale, style, color=colour, lw=lw, label=label, zorder=zorder,
+            marker=marker, markevery=(int(mark_start * every) % every, every), ms=5, mfc="white")
 
 
 def _reported(ax, reported: pd.DataFrame | None, series: str, platform: str,
@@ -98,24 +110,88 @@ def _finish(ax, ylabel, title, start=None):
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
 
 
+def _runs_text(run: dict) -> str:
+    draws = run.get("draws")
+    replicates = run.get("replicates", "?")
+    runs = run.get("runs")
+    if draws and draws > 1 and runs:
+        return f"{draws} draws × {replicates} replicates = {runs} runs"
+    return f"{replicates} replicates"
+
+
 def _footer(fig, info: dict) -> None:
     run = info.get("run", {})
     text = (f"scenario {info.get('scenario', '?')} · run {info.get('run_id', '?')} · "
-            f"{run.get('replicates', '?')} replicates × {run.get('agents', 0):,} user agents · "
-            "lines: mean; bands: 5-95% of replicates")
+            f"{_runs_text(run)} × {run.get('agents', 0):,} user agents · "
+            "lines: mean; bands: 5-95% of every run")
     fig.text(0.01, 0.005, text, fontsize=7, color="#555555", va="bottom")
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
+def _legend_outside(ax, **kwargs) -> None:
+    """The legend to the right of the axes, where it covers no data."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0,
+              frameon=False, **kwargs)
+
+
+def _figure_legend(fig, axes, ncol: int = 4) -> None:
+    """One legend for several panels, below them: each label once."""
+    handles, labels = {}, []
+    for ax in np.ravel(axes):
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in handles:
+                handles[label] = handle
+                labels.append(label)
+    fig.legend([handles[k] for k in labels], labels, loc="lower center", ncol=ncol, fontsize=8,
+               frameon=False, bbox_to_anchor=(0.5, 0.025))
+
+
+def _save(fig, path: Path, rect=(0, 0.03, 1, 1)) -> Path:
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
+def _clip_peaks(ax, frames, columns, reported, series, top: float) -> None:
+    """Cut the y axis at ``top`` and label what rises above it: simulated festival
+    peaks (with their value) and reported figures (an arrow at the edge, its value)."""
+    ax.set_ylim(top=top)
+    peaks: dict[int, list[str]] = {}
+    index = frames[0].index
+    for column in columns:
+        _, mean, _, _ = _bands(frames, column)
+        platform = column.split(".")[0]
+        for i in np.flatnonzero(np.nan_to_num(mean, nan=-np.inf) > top):
+            peaks.setdefault(int(i), []).append(f"{LABELS.get(platform, platform)} {mean[i]:.0f}")
+    for i, texts in peaks.items():
+        ax.annotate(", ".join(texts), xy=(index[i], top), xytext=(2, -3),
+                    textcoords="offset points", rotation=90, ha="left", va="top", fontsize=6.5,
+                    color="#333333",
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+    if reported is None or reported.empty:
+        return
+    rows = reported[reported["series"].isin(series) & (reported["value"] > top)]
+    for _, row in rows.iterrows():
+        colour = COLOURS.get(row["platform"], "black")
+        ax.scatter([row["date"]], [top], marker="^", s=40, color=colour, edgecolor="black",
+                   clip_on=False, zorder=6)
+        bound = "≥" if row["kind"] == "lower" else ""
+        ax.annotate(f"reported {bound}{row['value']:.0f}", xy=(row["date"], top),
+                    xytext=(-2, -6), textcoords="offset points", rotation=90, ha="right",
+                    va="top", fontsize=6.5, color=colour)
+
+
+def _dau_top(frames) -> float:
+    """The top of a daily-users axis: above every week but the Spring Festival peaks."""
+    festival = frames[0]["all.spring_festival"].to_numpy() == 1
+    highs = [_bands(frames, f"{pl}.miniprogram_dau")[3][~festival] for pl in ("wechat", "alipay")]
+    peak = float(np.nanmax(np.concatenate(highs)))
+    return 50.0 * np.ceil(peak * 1.12 / 50.0)
+
+
 def _platform_panel(ax, frames, info, reported, column, series, ylabel, title,
                     start=MINI_PROGRAM_ERA, festivals=False, extra_series=(),
-                    legend_loc="upper left"):
+                    legend_loc="outside"):
     if festivals:
         _festivals(ax, frames)
     for pl in ("wechat", "alipay"):
@@ -125,11 +201,12 @@ def _platform_panel(ax, frames, info, reported, column, series, ylabel, title,
             _reported(ax, reported, other, pl, label=False)
     _finish(ax, ylabel, title, start)
     _events(ax, info)
-    ax.legend(fontsize=8, loc=legend_loc)
+    if legend_loc:
+        _legend_outside(ax)
 
 
 def plot_users(frames, info, reported, path):
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    fig, ax = plt.subplots(figsize=(12.5, 5.5))
     for pl in ("wechat", "alipay"):
         _line(ax, frames, f"{pl}.miniprogram_users_cumulative", COLOURS[pl],
               f"{LABELS[pl]}: ever used")
@@ -139,32 +216,41 @@ def plot_users(frames, info, reported, path):
     _finish(ax, "million people", "Mini-program users: ever used (solid) and monthly active (dashed)",
             MINI_PROGRAM_ERA)
     _events(ax, info)
-    ax.legend(fontsize=8, loc="upper left")
+    _legend_outside(ax)
     _footer(fig, info)
     return _save(fig, path)
 
 
+#: The bottom of the daily-users plot: the race is between 150 and 250 million.
+DAU_FLOOR = 100.0
+
+
 def plot_daily(frames, info, reported, path):
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    fig, ax = plt.subplots(figsize=(12, 5.5))
     _platform_panel(ax, frames, info, reported, "miniprogram_dau", "miniprogram_dau",
                     "million people on a typical day",
-                    "Daily active mini-program users (red weeks: Spring Festival)",
+                    f"Daily active mini-program users, from {DAU_FLOOR:.0f} million "
+                    "(red weeks: Spring Festival; peaks above the top labelled)",
                     festivals=True, extra_series=("miniprogram_dau_peak",))
+    top = _dau_top(frames)
+    _clip_peaks(ax, frames, ("wechat.miniprogram_dau", "alipay.miniprogram_dau"), reported,
+                ("miniprogram_dau", "miniprogram_dau_peak"), top)
+    if top > DAU_FLOOR * 1.5:
+        ax.set_ylim(bottom=DAU_FLOOR)
     _footer(fig, info)
     return _save(fig, path)
 
 
 def plot_merchants(frames, info, reported, path):
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    fig, ax = plt.subplots(figsize=(12.5, 5.5))
     _platform_panel(ax, frames, info, reported, "mini_programs_count", "mini_programs_count",
-                    "million mini programs", "Merchants with a mini program",
-                    legend_loc="lower right")  # the upper left holds early-2019 figures
+                    "million mini programs", "Merchants with a mini program")
     _footer(fig, info)
     return _save(fig, path)
 
 
 def plot_multihoming(frames, info, reported, path):
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    fig, ax = plt.subplots(figsize=(12.5, 5.5))
     _line(ax, frames, "all.users_multihoming_share", "#8e44ad",
           "users: monthly users of both platforms' mini programs", scale=100)
     _line(ax, frames, "all.merchants_multihoming_share", "#d35400",
@@ -172,13 +258,13 @@ def plot_multihoming(frames, info, reported, path):
     _finish(ax, "% of those on either platform", "Multi-homing", MINI_PROGRAM_ERA)
     ax.set_ylim(0, 100)
     _events(ax, info)
-    ax.legend(fontsize=8, loc="upper left")
+    _legend_outside(ax)
     _footer(fig, info)
     return _save(fig, path)
 
 
 def plot_shares(frames, info, reported, path):
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    fig, ax = plt.subplots(figsize=(12.5, 5.5))
     for pl in ("wechat", "alipay"):
         _line(ax, frames, f"{pl}.miniprogram_dau_share", COLOURS[pl], LABELS[pl], scale=100)
     _finish(ax, "% of all mini-program daily users", "Share of daily active mini-program users",
@@ -186,13 +272,23 @@ def plot_shares(frames, info, reported, path):
     ax.set_ylim(0, 100)
     ax.axhline(50, color="grey", lw=0.8)
     _events(ax, info)
-    ax.legend(fontsize=8, loc="upper right")
+    _legend_outside(ax)
     _footer(fig, info)
     return _save(fig, path)
 
 
+def payments_title(params: dict) -> str:
+    """The payments plot's title, true to the run: red envelopes may be off."""
+    strength = params.get("red_envelope.strength", 1.0)
+    if strength == 0:
+        return "Payments: WeChat Pay without red envelopes"
+    if strength != 1:
+        return f"Payments: WeChat Pay spreading through red envelopes (strength {strength:g})"
+    return "Payments: WeChat Pay spreading through red envelopes"
+
+
 def plot_payments(frames, info, reported, path):
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    fig, ax = plt.subplots(figsize=(12.5, 5.5))
     _line(ax, frames, "wechat.app_users", COLOURS["wechat"], "WeChat app users (input)", style=":")
     _line(ax, frames, "alipay.app_users", COLOURS["alipay"],
           "Alipay users = Alipay payers (input)", style=":")
@@ -205,33 +301,38 @@ def plot_payments(frames, info, reported, path):
     _reported(ax, reported, "pay_users", "wechat", name="WeChat Pay users")
     _reported(ax, reported, "red_envelope_participants", "wechat", colour="#d62728",
               name="red-envelope participants")
-    _finish(ax, "million people", "Payments: WeChat Pay spreading through red envelopes")
+    _finish(ax, "million people", payments_title(info.get("parameters", {})))
     _events(ax, info)
-    ax.legend(fontsize=8, loc="upper left")
+    _legend_outside(ax)
     _footer(fig, info)
     return _save(fig, path)
 
 
 def plot_overview(frames, info, reported, path):
-    fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
     _platform_panel(axes[0, 0], frames, info, reported, "miniprogram_users_cumulative",
-                    "miniprogram_users_cumulative", "million people", "Ever used a mini program")
+                    "miniprogram_users_cumulative", "million people", "Ever used a mini program",
+                    legend_loc=None)
     _platform_panel(axes[0, 1], frames, info, reported, "miniprogram_dau", "miniprogram_dau",
-                    "million people", "Daily active users (red: Spring Festival)", festivals=True,
-                    extra_series=("miniprogram_dau_peak",))
+                    "million people", "Daily active users (red: Spring Festival; peaks above "
+                    "the top labelled)", festivals=True, extra_series=("miniprogram_dau_peak",),
+                    legend_loc=None)
+    _clip_peaks(axes[0, 1], frames, ("wechat.miniprogram_dau", "alipay.miniprogram_dau"),
+                reported, ("miniprogram_dau", "miniprogram_dau_peak"), _dau_top(frames))
     _platform_panel(axes[1, 0], frames, info, reported, "mini_programs_count",
                     "mini_programs_count", "million mini programs", "Merchants with a mini program",
-                    legend_loc="lower right")
+                    legend_loc=None)
     ax = axes[1, 1]
     for pl in ("wechat", "alipay"):
         _line(ax, frames, f"{pl}.miniprogram_dau_share", COLOURS[pl], LABELS[pl], scale=100)
-    _finish(ax, "%", "Share of daily active users", MINI_PROGRAM_ERA)
+    _finish(ax, "% of all mini-program daily users", "Share of daily active users",
+            MINI_PROGRAM_ERA)
     ax.set_ylim(0, 100)
     _events(ax, info)
-    ax.legend(fontsize=8)
+    _figure_legend(fig, axes, ncol=4)
     fig.suptitle(f"{info.get('scenario', '')}: WeChat and Alipay mini programs", fontsize=13)
     _footer(fig, info)
-    return _save(fig, path)
+    return _save(fig, path, rect=(0, 0.08, 1, 1))
 
 
 RUN_PLOTS = {
@@ -274,8 +375,22 @@ COMPARE_OUTPUTS = (
     ("wechat.miniprogram_users_cumulative", "WeChat: ever used", "million people"),
     ("alipay.miniprogram_users_cumulative", "Alipay: ever used", "million people"),
     ("wechat.pay_users", "WeChat Pay users", "million people"),
-    ("alipay.miniprogram_dau_share", "Alipay share of daily users", "share"),
+    ("alipay.miniprogram_dau_share", "Alipay share of daily users", "%"),
 )
+#: Line styles and markers of the scenarios after the first, which is drawn solid,
+#: black and thicker, on top of them.
+SCENARIO_STYLES = (("--", "o"), ("-.", "s"), (":", "^"), ((0, (5, 1, 1, 1)), "D"),
+                   ((0, (3, 1, 1, 1, 1, 1)), "v"), ("--", "P"), ("-.", "X"))
+
+
+def _scenario_style(k: int) -> dict:
+    """How scenario k of a comparison is drawn: the reference (k = 0) black, thick and
+    on top; the others in colours, each with its own dash pattern and marker."""
+    if k == 0:
+        return {"colour": "black", "style": "-", "lw": 2.6, "zorder": 10, "marker": None}
+    style, marker = SCENARIO_STYLES[(k - 1) % len(SCENARIO_STYLES)]
+    return {"colour": SCENARIO_COLOURS[1 + (k - 1) % (len(SCENARIO_COLOURS) - 1)],
+            "style": style, "lw": 1.6, "zorder": 3 + k * 0.01, "marker": marker}
 
 
 def plot_compare(runs: list[tuple[str, list[pd.DataFrame]]], folder: Path) -> list[Path]:
@@ -283,28 +398,35 @@ def plot_compare(runs: list[tuple[str, list[pd.DataFrame]]], folder: Path) -> li
     paths = []
     for kind in ("overlay", "difference"):
         # no shared x axis: the WeChat Pay panel starts in 2014, the others in 2017
-        fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+        fig, axes = plt.subplots(2, 3, figsize=(15, 9))
         base_name, base = runs[0]
         for ax, (column, title, unit) in zip(axes.flat, COMPARE_OUTPUTS):
+            scale = 100.0 if unit == "%" else 1.0
             for k, (name, frames) in enumerate(runs):
-                colour = SCENARIO_COLOURS[k % len(SCENARIO_COLOURS)]
+                look = _scenario_style(k)
+                draw = dict(scale=scale, style=look["style"], lw=look["lw"],
+                            zorder=look["zorder"], marker=look["marker"],
+                            mark_start=(k - 1) / max(1, len(runs) - 1))
                 if kind == "overlay":
-                    _line(ax, frames, column, colour, name)
+                    _line(ax, frames, column, look["colour"], name, **draw)
                 elif k > 0:
                     diffs = [f[[column]] - b[[column]] for f, b in zip(frames, base)]
-                    _line(ax, diffs, column, colour, f"{name} − {base_name}")
+                    _line(ax, diffs, column, look["colour"], f"{name} − {base_name}", **draw)
             if kind == "difference":
                 ax.axhline(0, color="black", lw=0.8)
             ax.set_title(title, fontsize=10, loc="left")
-            ax.set_ylabel(unit if kind == "overlay" else f"difference, {unit}")
+            shown = "points" if unit == "%" and kind == "difference" else unit
+            ax.set_ylabel(shown if kind == "overlay" else f"difference, {shown}")
             ax.grid(alpha=0.3)
             if column != "wechat.pay_users":  # WeChat Pay's story starts in 2014
                 ax.set_xlim(left=mdates.date2num(MINI_PROGRAM_ERA))
             ax.xaxis.set_major_locator(mdates.YearLocator(2))
             ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
-        axes.flat[0].legend(fontsize=8, loc="upper left")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), fontsize=9,
+                   frameon=False, bbox_to_anchor=(0.5, 0.0))
         title = ("Scenarios compared" if kind == "overlay"
-                 else f"Difference from {base_name}, paired by replicate seed")
-        fig.suptitle(f"{title} (lines: mean; bands: 5-95% of replicates)", fontsize=12)
-        paths.append(_save(fig, folder / f"compare_{kind}.png"))
+                 else f"Difference from {base_name}, paired by draw and replicate seed")
+        fig.suptitle(f"{title} (lines: mean; bands: 5-95% of every run)", fontsize=12)
+        paths.append(_save(fig, folder / f"compare_{kind}.png", rect=(0, 0.06, 1, 1)))
     return paths

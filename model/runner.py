@@ -483,7 +483,7 @@ def run_scenario(scenario: Scenario, *, replicates: int | None = None, seed: int
     else:
         frames = simulate_replicates(scenario, run, pool, progress=progress, plan=plan)
     wall = time.perf_counter() - clock
-    final = new_run_dir((out or RESULTS_DIR) / scenario.name, started)
+    final = new_run_dir(Path(out or RESULTS_DIR) / scenario.name, started)
 
     def write(folder: Path) -> None:
         stack(frames, labels, plan.members).to_csv(folder / "series.csv", index=False,
@@ -583,8 +583,11 @@ def compare(items: list[str | Path], *, replicates: int | None = None, seed: int
     compared = [{k: str(v) for k, v in setting.items()} for setting in settings]
     for plan, setting, text in zip(plans[1:], settings[1:], compared[1:]):  # before anything runs
         if text != compared[0]:
-            raise MpsimError(f"compare: {plan[1]} has {setting} but {plans[0][1]} has "
-                             f"{settings[0]}; paired comparison needs the same seed, "
+            def said(s: dict[str, Any]) -> str:
+                return ", ".join(f"{k} {v:,}" if isinstance(v, int) else f"{k} {v}"
+                                 for k, v in s.items())
+            raise MpsimError(f"compare: {plan[1]} has {said(setting)} but {plans[0][1]} has "
+                             f"{said(settings[0])}; paired comparison needs the same seed, "
                              "replicates, agents (--seed, --replicates, --agents) and "
                              "horizon ([run] start and end)")
     check_output_dir(out)

@@ -1,4 +1,5 @@
 import datetime as dt
+import re
 
 import pytest
 
@@ -33,6 +34,38 @@ def test_levers_are_set_as_their_descriptions_say():
     base = scenarios.load("baseline").params
     assert counter.params["wufu.activity_lift"] > base["wufu.activity_lift"]
     assert counter.params["traffic_sharing.exposure_weekly"] > base["traffic_sharing.exposure_weekly"]
+
+
+WORD_FACTORS = {"twice": 2.0, "double": 2.0, "half": 0.5, "three times": 3.0,
+                "four times": 4.0, "five times": 5.0, "ten times": 10.0}
+FACTOR = re.compile(r"\b(twice|double|half|three times|four times|five times|ten times|"
+                    r"(\d+(?:\.\d+)?) times)\b", re.I)
+
+
+def multiplier_claims(text: str) -> list[float]:
+    """Every 'twice' / 'three times' / 'about 8.6 times' claim of a text, as numbers."""
+    return [float(m.group(2)) if m.group(2) else WORD_FACTORS[m.group(1).lower()]
+            for m in FACTOR.finditer(text)]
+
+
+def test_multiplier_claims_are_read():
+    assert multiplier_claims("about twice, three times and 8.6 times as much") == [2, 3, 8.6]
+
+
+@pytest.mark.parametrize("name", sorted(scenarios.available()))
+def test_each_multiplier_claim_of_a_description_matches_a_lever(name):
+    """'N times the baseline's' must be true of some parameter the scenario sets: its
+    value over the baseline's (the calibrated default), within 5%."""
+    from model.params import BY_NAME
+
+    scenario = scenarios.load(name)
+    ratios = {key: value / BY_NAME[key].default for key, value in scenario.overrides.items()
+              if isinstance(value, (int, float)) and not isinstance(value, bool)
+              and isinstance(BY_NAME[key].default, (int, float)) and BY_NAME[key].default}
+    for claim in multiplier_claims(scenario.description):
+        matches = [key for key, ratio in ratios.items() if abs(ratio / claim - 1) <= 0.05]
+        assert matches, (f"{name}: the description claims {claim:g} times, but the levers it "
+                         f"sets are {', '.join(f'{k} x{r:.3g}' for k, r in ratios.items())}")
 
 
 def test_extends_layers_overrides_and_run_settings(tmp_path):
