@@ -87,8 +87,8 @@ _CONFIG_KEYS = {"description": str, "scenario": str, "data": str, "series": list
                 "discrepancy": float, "proposal_samples": int, "rounds": int,
                 "ensemble_size": int, "check_draws": int, "best_candidates": int,
                 "free": dict}
-_CONFIG_RANGES = {"replicates": (2, 1000), "agents": (100, 10_000_000),
-                  "merchant_agents": (100, 1_000_000), "budget": (20, 10_000_000),
+_CONFIG_RANGES = {"replicates": (1, 1000), "agents": (100, 10_000_000),
+                  "merchant_agents": (100, 1_000_000), "budget": (2, 10_000_000),
                   "waves": (1, 20), "candidates": (100, 10_000_000), "cutoff": (1.0, 10.0),
                   "discrepancy": (0.0, 2.0), "proposal_samples": (100, 10_000_000),
                   "rounds": (1, 20), "ensemble_size": (1, 100_000),

@@ -40,6 +40,9 @@ from .likelihood import ErrorModel, kth_largest
 T_DF = 5
 #: Proposal covariance = this x the (weighted) covariance of the points it follows.
 INFLATE = 2.0
+#: A proposal is fitted to draws whose (tempered) weights have an effective size of at
+#: least this many per parameter.
+FIT_SIZE = 10
 
 
 @dataclass
@@ -48,8 +51,8 @@ class Settings:
     wave_size: int = 400
     candidates: int = 10_000
     cutoff: float = 3.0
-    proposal_samples: int = 20_000
-    rounds: int = 3
+    proposal_samples: int = 10_000
+    rounds: int = 6
     seed: int = 1
 
 
@@ -204,23 +207,46 @@ def history_match(simulate: Callable[[np.ndarray], np.ndarray], dims: int,
                      replicate_var, records, emulator)
 
 
+def effective_size(log_w: np.ndarray) -> float:
+    """Kish's effective sample size of weights given by their logarithms."""
+    w = np.exp(log_w - log_w.max())
+    return float(w.sum() ** 2 / np.sum(w**2))
+
+
+def tempered(log_w: np.ndarray, target: float) -> np.ndarray:
+    """Log weights raised to the largest power in (0, 1] that keeps their effective
+    size at least ``target``: a proposal fitted to them is broader than the weights
+    alone would give while few draws carry the weight, and it narrows as they spread."""
+    if effective_size(log_w) >= target:
+        return log_w
+    low, high = 0.0, 1.0
+    for _ in range(50):
+        mid = 0.5 * (low + high)
+        if effective_size(mid * log_w) >= target:
+            low = mid
+        else:
+            high = mid
+    return low * log_w
+
+
 def sample(posterior: Posterior, error_model: ErrorModel, settings: Settings, *,
            predict=None, say: Callable[[str], None] = lambda text: None) -> Posterior:
     """Importance-sample the posterior with the emulator (AMIS); fills ``samples``,
-    ``log_weights`` and ``rounds`` of ``posterior`` and returns it."""
+    ``log_weights`` and ``rounds`` of ``posterior`` and returns it.
+
+    Each round's proposal is a Student-t fitted to all draws so far, weighted by their
+    importance weights tempered (:func:`tempered`) to an effective size of at least
+    :data:`FIT_SIZE` times the number of parameters; the first follows the design points
+    weighted by their emulated likelihood, tempered the same way."""
     rng = np.random.default_rng([settings.seed, 11])
     predict = predict or (lambda em, x: em.predict(x))
     em = posterior.emulator
-    # the first proposal follows the design points weighted by their emulated likelihood
+    dims = posterior.x.shape[1]
+    fit_size = FIT_SIZE * dims
     mean, var = predict(em, posterior.x)
     loglik = error_model.log_likelihood(mean, var)
-    w = np.exp(loglik - loglik.max())
-    if 1.0 / np.sum((w / w.sum())**2) < posterior.x.shape[1] + 1:
-        # too few to fit a covariance: take the best tenth equally
-        top = np.argsort(loglik)[-max(posterior.x.shape[1] + 1, len(loglik) // 10):]
-        dist = _t_proposal(posterior.x[top])
-    else:
-        dist = _t_proposal(posterior.x, w)
+    start = tempered(loglik, min(fit_size, len(loglik) / 2))
+    dist = _t_proposal(posterior.x, np.exp(start - start.max()))
     proposals, samples, logliks, counts = [], [], [], []
     for r in range(1, settings.rounds + 1):
         x, inside = _draw_in_box(dist, settings.proposal_samples, rng)
@@ -236,14 +262,13 @@ def sample(posterior: Posterior, error_model: ErrorModel, settings: Settings, *,
             np.log(n) + d.logpdf(all_x) - np.log(share)
             for n, (d, share) in zip(counts, proposals)]), axis=1) - np.log(sum(counts))
         log_w = all_ll - log_q
-        w = np.exp(log_w - log_w.max())
-        w /= w.sum()
-        ess = float(1.0 / np.sum(w**2))
+        ess = effective_size(log_w)
         posterior.rounds.append({"round": r, "samples": int(len(all_x)),
                                  "effective_size": round(ess, 1),
                                  "inside_bounds": round(float(inside), 4)})
         say(f"importance round {r}: {len(all_x)} samples, effective size {ess:.0f}")
-        dist = _t_proposal(all_x, w) if ess > all_x.shape[1] + 1 else dist
+        fit = tempered(log_w, min(fit_size, len(log_w) / 2))
+        dist = _t_proposal(all_x, np.exp(fit - fit.max()))
     posterior.samples, posterior.log_weights = all_x, log_w
     return posterior
 

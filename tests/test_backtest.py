@@ -132,7 +132,7 @@ def test_the_calibration_is_fitted_to_the_known_figures_only(tmp_path, figures, 
                                  pd.DataFrame())
 
     monkeypatch.setattr(calibrate_module, "calibrate", fake)
-    result = bt.backtest("2018-12-31", data=[figures], budget=10, draws=1, replicates=1,
+    result = bt.backtest("2018-12-31", data=[figures], budget=20, draws=1, replicates=1,
                          workers=1, out=tmp_path, progress=False)
     assert seen["data"].parent.name.endswith(".partial")
     assert all(parse_date(r["date"]) <= parse_date("2018-12-31") for r in seen["rows"])
@@ -221,8 +221,9 @@ def test_cli_prints_where_and_the_common_scores(tmp_path, figures, capsys):
 def test_backtest_through_a_real_calibration(tmp_path, figures):
     config = tmp_path / "small.toml"
     config.write_text('scenario = "baseline"\ndata = "figures.csv"\nseed = 3\nreplicates = 1\n'
-                      "agents = 500\nmerchant_agents = 200\nbudget = 10\npopsize = 2\n"
-                      "polish_share = 0.0\n[free]\n"
+                      "agents = 500\nmerchant_agents = 200\nbudget = 20\nwaves = 2\n"
+                      "candidates = 500\nproposal_samples = 1000\nrounds = 1\n"
+                      "ensemble_size = 50\ncheck_draws = 4\nbest_candidates = 2\n[free]\n"
                       '"users.discovery_weekly_wechat" = [0.005, 0.15]\n'
                       '"users.engagement_base" = [-6.0, 0.0]\n')
     result = bt.backtest("2018-12-31", config=config, data=[figures], draws=2, replicates=1,
