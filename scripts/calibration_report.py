@@ -125,10 +125,12 @@ def truthy(column: pd.Series) -> pd.Series:
 def _finished(folder: Path, what: str) -> dict[str, Any]:
     from model.report import finished_folder
 
+    if not folder.is_dir():
+        raise ReportError(f"{folder}: not a folder; expected a finished {what} folder")
     try:
         return finished_folder(folder)
     except RunFolderError as exc:
-        raise ReportError(f"{exc}; expected a finished {what} folder") from None
+        raise ReportError(str(exc)) from None
 
 
 def _csv(path: Path, columns: tuple[str, ...]) -> pd.DataFrame:
