@@ -349,7 +349,7 @@ def error_model(cal: dict[str, Any]) -> list[str]:
         top = sd.sort_values(ascending=False).head(3)
         lines += ["", "Replicate noise (the standard deviation of one run about the mean "
                   f"of many, on the log scale, measured at the design points): median "
-                  f"{pct(sd.median())} over the {len(sd)} figures, largest "
+                  f"{pct(sd.median())} over the figures, largest "
                   + "; ".join(f"{k} {pct(v)}" for k, v in top.items()) + ". The world is "
                   "one run, so this noise counts in every figure's variance."]
     lines.append("")
