@@ -14,9 +14,9 @@ The pipeline, in the order it runs:
    ``replicates`` seeds (common random numbers); after each wave a Gaussian-process
    emulator (:mod:`calibration.emulator`) is fitted to every run so far and the points
    whose implausibility (:mod:`calibration.likelihood`) exceeds ``cutoff`` are ruled out.
-4. **Importance sampling** against the emulator over what is left (AMIS,
-   ``rounds`` rounds of ``proposal_samples`` draws), the prior uniform on the bounds.
-   The weighted draws are resampled to at most ``ensemble_size`` members:
+4. **Posterior sampling** against the emulator over what is left (MCMC: ``walkers``
+   chains of ``steps`` steps, emcee), the prior uniform on the bounds. The draws are
+   resampled to at most ``ensemble_size`` members (duplicates merged as weights):
    ``ensemble.csv``, the ``model/ensemble.py`` format that runs draw from.
 5. **Best point.** The ``best_candidates`` heaviest members are run with the search's
    seeds; the one with the lowest loss (below) is the best point (``--point`` runs,
@@ -84,14 +84,14 @@ _CONFIG_KEYS = {"description": str, "scenario": str, "data": str, "series": list
                 "exclude_series": list,
                 "seed": int, "replicates": int, "agents": int, "merchant_agents": int,
                 "budget": int, "waves": int, "candidates": int, "cutoff": float,
-                "discrepancy": float, "proposal_samples": int, "rounds": int,
+                "discrepancy": float, "walkers": int, "steps": int,
                 "ensemble_size": int, "check_draws": int, "best_candidates": int,
                 "free": dict}
 _CONFIG_RANGES = {"replicates": (1, 1000), "agents": (100, 10_000_000),
                   "merchant_agents": (100, 1_000_000), "budget": (2, 10_000_000),
                   "waves": (1, 20), "candidates": (100, 10_000_000), "cutoff": (1.0, 10.0),
-                  "discrepancy": (0.0, 2.0), "proposal_samples": (100, 10_000_000),
-                  "rounds": (1, 20), "ensemble_size": (1, 100_000),
+                  "discrepancy": (0.0, 2.0), "walkers": (4, 10_000),
+                  "steps": (20, 10_000_000), "ensemble_size": (1, 100_000),
                   "check_draws": (2, 100_000), "best_candidates": (1, 10_000),
                   "seed": (0, 2**63 - 1)}
 #: Keys of the earlier differential-evolution calibration, refused with this reason.
@@ -118,8 +118,8 @@ class CalibrationConfig:
     candidates: int = 10_000
     cutoff: float = 3.0
     discrepancy: float = 0.05
-    proposal_samples: int = 20_000
-    rounds: int = 3
+    walkers: int = 64
+    steps: int = 4000
     ensemble_size: int = 1000
     check_draws: int = 200
     best_candidates: int = 20
@@ -131,15 +131,15 @@ class CalibrationConfig:
                 "replicates": self.replicates, "agents": self.agents,
                 "merchant_agents": self.merchant_agents, "budget": self.budget,
                 "waves": self.waves, "candidates": self.candidates, "cutoff": self.cutoff,
-                "discrepancy": self.discrepancy, "proposal_samples": self.proposal_samples,
-                "rounds": self.rounds, "ensemble_size": self.ensemble_size,
+                "discrepancy": self.discrepancy, "walkers": self.walkers,
+                "steps": self.steps, "ensemble_size": self.ensemble_size,
                 "check_draws": self.check_draws, "best_candidates": self.best_candidates,
                 "free": {k: list(v) for k, v in self.free.items()}}
 
     def settings(self) -> Settings:
         return Settings(waves=self.waves, wave_size=max(2, self.budget // self.waves),
                         candidates=self.candidates, cutoff=self.cutoff,
-                        proposal_samples=self.proposal_samples, rounds=self.rounds,
+                        walkers=self.walkers, steps=self.steps,
                         seed=self.seed)
 
     def identity(self) -> str:
@@ -745,12 +745,12 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, problem
     held = int(fit["in_90pct"].sum())
     _write_json(folder / "manifest.json", {
         "calibration_id": run_id, "kind": "calibration", "method": "history matching with "
-        "Gaussian-process emulators, then adaptive importance sampling (calibration/posterior.py)",
+        "Gaussian-process emulators, then MCMC on the emulator (calibration/posterior.py)",
         "config": config.as_dict(), "identity": identity, "targets": len(targets),
         "unused_rows": [{"line": line, "reason": why} for line, why in problem.loaded.unused],
         "run": objective.run, "app_curves": app,
         "waves": [r.as_dict() for r in posterior.records],
-        "importance_rounds": posterior.rounds,
+        "sampler": posterior.rounds,
         "effective_size": round(posterior.effective_size, 1),
         "ensemble_members": len(ensemble), "ensemble_effective_size":
         round(ensemble.effective_size(), 1),

@@ -222,7 +222,7 @@ def test_backtest_through_a_real_calibration(tmp_path, figures):
     config = tmp_path / "small.toml"
     config.write_text('scenario = "baseline"\ndata = "figures.csv"\nseed = 3\nreplicates = 1\n'
                       "agents = 500\nmerchant_agents = 200\nbudget = 20\nwaves = 2\n"
-                      "candidates = 500\nproposal_samples = 1000\nrounds = 1\n"
+                      "candidates = 500\nwalkers = 8\nsteps = 100\n"
                       "ensemble_size = 50\ncheck_draws = 4\nbest_candidates = 2\n[free]\n"
                       '"users.discovery_weekly_wechat" = [0.005, 0.15]\n'
                       '"users.engagement_base" = [-6.0, 0.0]\n')

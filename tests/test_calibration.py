@@ -142,7 +142,7 @@ def synthetic_targets(tmp_path, agents):
 
 
 SMALL = dict(replicates=2, merchant_agents=800, waves=3, candidates=2000,
-             proposal_samples=4000, rounds=2, ensemble_size=300, check_draws=30,
+             walkers=16, steps=400, ensemble_size=300, check_draws=30,
              best_candidates=4)
 
 

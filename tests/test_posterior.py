@@ -91,8 +91,8 @@ def test_the_sampler_matches_the_exact_posterior_of_a_known_model():
     def model(rv, outputs=None):
         return ErrorModel(targets, 0.0, rv)
 
-    settings = Settings(waves=3, wave_size=80, candidates=4000, proposal_samples=5000,
-                        rounds=3, seed=3)
+    settings = Settings(waves=3, wave_size=80, candidates=4000, walkers=32, steps=2000,
+                        seed=3)
     post = history_match(simulate, d, model, settings)
     post_rv = post.replicate_var
     post = sample(post, model(post_rv), settings)
