@@ -26,9 +26,9 @@ predict, and from them an estimate of the calibration's wall time.
    replicates`` for the best point, ``CHECK_REPLICATES`` for its fit and
    ``check_draws`` for the posterior check) at the measured rate; one emulator fit per
    wave (the first from scratch, the others refits); and the emulator's predictions
-   (``candidates`` per wave after the first, each wave's design twice, every design
-   point and ``rounds x proposal_samples`` in the importance sampling, and the
-   ``check_draws``) at the measured cost per point. Wave 1 fits fewer points than
+   (``candidates`` per wave after the first, each wave's design after its fit, every
+   design point again and ``rounds x proposal_samples`` in the importance sampling,
+   and the ``check_draws``) at the measured cost per point. Wave 1 fits fewer points than
    ``MAX_TRAINING`` when ``budget / waves`` is smaller: the estimate is then an upper
    bound there. Reading the data and fitting the app curves (seconds) are left out.
 
