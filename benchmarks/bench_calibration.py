@@ -24,7 +24,9 @@ predict, and from them an estimate of the calibration's wall time.
 3. **Estimate** of the calibration file's wall time at each worker count:
    its runs (``waves x budget/waves`` points x ``replicates``, plus ``best_candidates x
    replicates`` for the best point, ``CHECK_REPLICATES`` for its fit and
-   ``check_draws`` for the posterior check) at the measured rate; one emulator fit per
+   ``check_draws`` for the posterior check) at the measured rate, and the best point
+   once more per replicate for the fit plots, in the main process (at the 1-worker
+   rate when it was measured); one emulator fit per
    wave (the first from scratch, the others refits); and the emulator's predictions
    (``candidates`` per wave after the first, each wave's design after its fit, every
    design point again and ``rounds x proposal_samples`` in the importance sampling,
@@ -109,8 +111,10 @@ def measure_emulator(args, pool) -> dict:
             "components": len(second.gps), "predict_points": args.predict_points}
 
 
-def estimate(config, runs_rate: float, emulator: dict | None) -> dict:
-    """The calibration's wall time from its settings, at a runs rate and emulator cost."""
+def estimate(config, runs_rate: float, emulator: dict | None,
+             serial_rate: float | None = None) -> dict:
+    """The calibration's wall time from its settings, at a runs rate (``serial_rate``
+    for the runs made in the main process, default the same) and emulator cost."""
     from calibration.calibrate import CHECK_REPLICATES
 
     settings = config.settings()
@@ -118,8 +122,10 @@ def estimate(config, runs_rate: float, emulator: dict | None) -> dict:
     runs = {"waves": points * config.replicates,
             "best point": config.best_candidates * config.replicates,
             "fit check": CHECK_REPLICATES, "posterior check": config.check_draws}
-    out = {"runs": sum(runs.values()), "runs_by_part": runs,
-           "runs_s": sum(runs.values()) / runs_rate}
+    plots = config.replicates  # the best point again, in process, for the fit plots
+    out = {"runs": sum(runs.values()) + plots,
+           "runs_by_part": {**runs, "plots (in process)": plots},
+           "runs_s": sum(runs.values()) / runs_rate + plots / (serial_rate or runs_rate)}
     if emulator is not None:
         predicted = ((settings.waves - 1) * settings.candidates + 2 * points
                      + settings.rounds * settings.proposal_samples + config.check_draws)
@@ -198,8 +204,10 @@ def main(argv=None) -> int:
             if not args.skip_emulator:
                 print(f"# {workers} worker(s): emulator fit, refit and predict ...", flush=True)
                 row["emulator"] = measure_emulator(args, pool)
-        row["estimate"] = estimate(config, row["runs_per_s"], row.get("emulator"))
         rows.append(row)
+    serial = next((r["runs_per_s"] for r in rows if r["workers"] == 1), None)
+    for row in rows:
+        row["estimate"] = estimate(config, row["runs_per_s"], row.get("emulator"), serial)
 
     print()
     print("| workers | runs | wall (s) | runs/s | speed-up |")

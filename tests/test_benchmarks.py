@@ -82,3 +82,50 @@ def test_references_decide_every_user_as_the_model_does(seed, params):
         lapsed = model.users.lapsed[pl]
         assert not today[lapsed].any() and month[lapsed].any()  # earlier weeks still count
 
+
+
+def test_calibration_estimate_counts_what_a_calibration_runs(tmp_path, monkeypatch):
+    """bench_calibration's wall-time estimate counts the runs, emulator fits and emulated
+    points that the calibration pipeline really makes (a tiny calibration, counted)."""
+    from benchmarks.bench_calibration import estimate
+    from calibration import calibrate as cal
+    from calibration.emulator import Emulator
+
+    (tmp_path / "data.csv").write_text("date,platform,series,value\n"
+                                       "2018-06,wechat,miniprogram_dau,150\n"
+                                       "2018-12,wechat,miniprogram_dau,210\n")
+    settings = dict(replicates=2, agents=500, merchant_agents=200, budget=9, waves=2,
+                    candidates=300, proposal_samples=200, rounds=2, ensemble_size=50,
+                    check_draws=5, best_candidates=3, seed=3)
+    (tmp_path / "cal.toml").write_text(
+        'scenario = "baseline"\ndata = "data.csv"\n'
+        + "".join(f"{k} = {v}\n" for k, v in settings.items())
+        + '[free]\n"users.engagement_base" = [-5.0, 0.0]\n'
+        '"users.discovery_weekly_wechat" = [0.005, 0.15]\n')
+    config = cal.load_config(tmp_path / "cal.toml")
+    counted = {"runs": 0, "fits": 0, "points": 0}
+    simulate, fit, predict = cal.simulate, Emulator.fit, Emulator.predict
+
+    def counting_simulate(*args, **kwargs):
+        counted["runs"] += 1
+        return simulate(*args, **kwargs)
+
+    def counting_fit(cls, *args, **kwargs):
+        counted["fits"] += 1
+        return fit(*args, **kwargs)
+
+    def counting_predict(self, x, *args, **kwargs):
+        counted["points"] += len(np.atleast_2d(x))
+        return predict(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(cal, "simulate", counting_simulate)
+    monkeypatch.setattr(Emulator, "fit", classmethod(counting_fit))
+    monkeypatch.setattr(Emulator, "predict", counting_predict)
+    cal.calibrate(config, workers=1, out=tmp_path, progress=False)
+
+    unit = {"fit_s": 1.0, "refit_s": 1.0, "predict_s": 1.0, "predict_points": 1}
+    guess = estimate(config, 1.0, unit)
+    assert guess["runs"] == counted["runs"]
+    assert guess["fits"] == counted["fits"]
+    assert guess["predicted_points"] == counted["points"]
+    assert guess["total_s"] == counted["runs"] + counted["fits"] + counted["points"]
