@@ -38,7 +38,7 @@ def describe() -> dict[str, str]:
     import numpy
     import scipy
 
-    dirty = _git("status", "--porcelain", "--", "model")
+    dirty = _git("status", "--porcelain", "--", "model", "calibration")
     return {
         "python": platform.python_version(),
         "mesa": mesa.__version__,
@@ -55,5 +55,5 @@ def describe() -> dict[str, str]:
 def header() -> str:
     d = describe()
     return (f"# python {d['python']}, mesa {d['mesa']}, numpy {d['numpy']}, scipy {d['scipy']}; "
-            f"{d['cpus']} cpus ({d['cpu']}); commit {d['commit']}, model/ {d['model_code']}; "
+            f"{d['cpus']} cpus ({d['cpu']}); commit {d['commit']}, model/ and calibration/ {d['model_code']}; "
             f"load average {d['load_average']} (1, 5, 15 min: other work on the machine)")

@@ -1,34 +1,43 @@
-r"""Bare-numpy reference of rule 6 (users' daily use) for one platform: the floor.
+r"""Bare-numpy reference of rule 8 (users use mini programs) for one platform: the floor.
 
 The same rule as ``MiniProgramModel.users_use`` in ``model/model.py``, without mesa
-and without the merchants' reach that the model also computes there. A user *i*
-who has used the platform's mini programs and can still reach them uses one on a
-typical day of the week with probability
+and without the usage frequency and the merchants' reach that the model also
+computes there. A user *i* who has used the platform's mini programs, can still
+reach them and has not lapsed (rule 7) uses one on a typical day of week *t* with
+probability
 
-.. math:: u_i = o\,\sigma(\text{shift} + \pi_i + \ell\,[\text{pays}_i])
+.. math:: u_{i,t} = o\,\sigma(\text{shift} + \pi_i + \ell\,[\text{pays}_i]
+          + h \min(\tau_i, T) + \nu e^{-\tau_i/\lambda})
 
 with *o* the probability that the platform's app is opened that day
-(``MiniProgramModel.daily_open``)
-
-and in the month with probability :math:`1 - (1 - u_i)^{30}`. With ``habit`` given
-(the model's rule from its habit term on), the log-odds also gain
-:math:`h \min(\tau_i, T) + \nu e^{-\tau_i/\lambda}`, :math:`\tau_i` the years since *i*
-first used the platform's mini programs, *h* = ``users.habit_per_year``, *T* =
+(``MiniProgramModel.daily_open``), ``shift`` the week's shared log-odds (base,
+catalogue, Spring Festival lift, necessities lift), :math:`\tau_i` the years since
+*i* first used the platform's mini programs, *h* = ``users.habit_per_year``, *T* =
 ``users.habit_cap_years``, :math:`\nu` = ``users.novelty_lift``, :math:`\lambda` =
-``users.novelty_years``. One uniform draw
-:math:`r_i` per user (drawn for every user, used for the eligible) decides both, so daily users are a subset of monthly
-users: active today if :math:`r_i < u_i`, active this month if
-:math:`r_i < 1 - (1 - u_i)^{30}`. Everyone else is inactive.
+``users.novelty_years``; every other user has :math:`u_{i,t} = 0`. One uniform draw
+:math:`r_i` per user (drawn for every user) decides both outputs, so daily users are
+a subset of monthly users: active today if :math:`r_i < u_{i,t}`, active in the last
+30 days if
+
+.. math:: r_i < 1 - \prod_{k=0}^{3} (1 - u_{i,t-k})^{30/4}
+
+over this week and the three before. The four weeks are kept as
+:math:`\frac{30}{4}\ln(1 - u)` in a ring ``ring`` (4 x n, row ``t % 4``), the model's
+``users.month_log_stay[p]``: the call replaces row ``t % 4`` with this week's.
+Lapsed users and users who cannot reach the platform this week get 0 there, but their
+earlier weeks still count.
 
 Arrays are float32 and the draws ``rng.random(n, dtype=float32)``, one per user, as in
-the model, so from the same generator state this reference and the model decide
-the same users the same way (up to rounding at the thresholds).
+the model, with the model's float32 arithmetic (:math:`1 - u = (1 + (1-o)e^x) / (1 + e^x)`
+for log-odds *x*), so from the same generator state this reference and the model
+decide every user the same way.
 
 Example::
 
     rng = np.random.default_rng(1)
-    today, month = daily_use(propensity, pays, ever_used, can_reach,
-                             shift=-1.5, pay_lift=0.5, rng=rng, opens=0.9)
+    ring = np.zeros((4, propensity.size), np.float32)
+    today, month = daily_use(propensity, pays, ever_used, can_reach, lapsed,
+                             shift=-1.5, pay_lift=0.5, rng=rng, opens=0.9, ring=ring, week=0)
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 
 DAYS_IN_MONTH = 30
+WEEKS_IN_MONTH = 4
 
 
 @dataclass
@@ -47,14 +57,12 @@ class Habit:
 
     Attributes:
         first_use: int step at which each user first used the platform's mini programs.
-        step: the current step.
         years_per_step: length of a step in years.
         per_year, cap_years: ``users.habit_per_year`` and ``users.habit_cap_years``.
         novelty_lift, novelty_years: ``users.novelty_lift`` and ``users.novelty_years``.
     """
 
     first_use: np.ndarray
-    step: int
     years_per_step: float
     per_year: float
     cap_years: float
@@ -63,42 +71,50 @@ class Habit:
 
 
 def daily_use(propensity: np.ndarray, pays: np.ndarray, ever_used: np.ndarray,
-              can_reach: np.ndarray, shift: float, pay_lift: float,
-              rng: np.random.Generator, habit: Habit | None = None,
-              opens: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """Who uses the platform's mini programs today and this month.
+              can_reach: np.ndarray, lapsed: np.ndarray, shift: float, pay_lift: float,
+              rng: np.random.Generator, *, ring: np.ndarray, week: int,
+              habit: Habit | None = None, opens: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Who uses the platform's mini programs today and in the last 30 days.
 
     Args:
         propensity: float32 personal log-odds of daily use, one per user.
         pays: bool, pays with the platform.
         ever_used: bool, has used the platform's mini programs.
         can_reach: bool, can reach them now (has the app, or an opened Alibaba app).
-        shift: log-odds shared by every user this week (base, catalogue, festival).
+        lapsed: bool, has lapsed (rule 7): uses none of them this week.
+        shift: log-odds shared by every user this week.
         pay_lift: extra log-odds for users who pay with the platform.
         rng: the run's random stream; one float32 draw per user.
-        habit: the habit term, or None for a rule without it.
+        ring: float32 4 x n, the last four weeks' 7.5 ln(1 - u); row ``week % 4`` is
+            replaced with this week's (in place).
+        week: the step *t*.
+        habit: the habit and novelty terms, or None when both are off.
         opens: probability that the app is opened on a given day (1: always).
 
     Returns:
         ``(active_today, active_month)``, bool arrays the size of ``propensity``.
     """
     n = propensity.size
-    who = np.flatnonzero(ever_used & can_reach)
+    uniform = rng.random(n, dtype=np.float32)
     # Working on the eligible users only: gathering them is cheaper than evaluating
     # the logistic for everyone (measured; boolean-mask indexing is slower still).
+    who = np.flatnonzero(ever_used & can_reach & ~lapsed)
     logit = propensity[who] + np.float32(shift)
     logit += np.float32(pay_lift) * pays[who]
     if habit is not None:
-        years = ((habit.step - habit.first_use[who]) * habit.years_per_step).astype(np.float32)
+        years = ((week - habit.first_use[who]) * habit.years_per_step).astype(np.float32)
         if habit.per_year:
             logit += np.float32(habit.per_year) * np.minimum(years, np.float32(habit.cap_years))
         if habit.novelty_lift:
             logit += np.float32(habit.novelty_lift) * np.exp(
                 years * np.float32(-1.0 / habit.novelty_years))
-    daily = np.float32(opens) / (1.0 + np.exp(-logit))
-    draw = rng.random(n, dtype=np.float32)[who]
+    odds = np.exp(np.minimum(logit, np.float32(30.0)))
+    o = np.float32(opens)
     active_today = np.zeros(n, dtype=bool)
-    active_month = np.zeros(n, dtype=bool)
-    active_today[who] = draw < daily
-    active_month[who] = draw < 1.0 - (1.0 - daily) ** DAYS_IN_MONTH
+    active_today[who] = uniform[who] * (1.0 + odds) < o * odds
+    slot = week % WEEKS_IN_MONTH
+    ring[slot] = 0.0
+    ring[slot, who] = (DAYS_IN_MONTH / WEEKS_IN_MONTH) * (np.log1p((1.0 - o) * odds)
+                                                         - np.log1p(odds))
+    active_month = np.log1p(-uniform) > ring.sum(axis=0)
     return active_today, active_month
