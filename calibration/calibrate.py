@@ -761,7 +761,7 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, problem
         "best_loss": best_loss, "best_parameters": best,
         "start_parameters": resolve(objective.base),
         "within_15pct": within, "in_posterior_90pct": held,
-        "runs": int(len(posterior.x) * config.replicates
+        "model_runs": int(len(posterior.x) * config.replicates
                     + config.best_candidates * config.replicates + CHECK_REPLICATES
                     + config.check_draws),
         "git": git_commit(), "versions": versions(), "command": sys.argv,

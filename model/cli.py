@@ -276,7 +276,7 @@ def cmd_calibrate(args) -> int:
     fit = result.fit
     print(f"calibration written to {result.path}")
     print(f"ensemble: {result.path / 'ensemble.csv'} (effective size "
-          f"{result.effective_size:.0f} of the importance draws)")
+          f"{result.effective_size:.0f}, from MCMC on the emulator)")
     print(f"best point: loss {result.loss:.4g}; {int(fit['within_15pct'].sum())} of {len(fit)} "
           "figures within 15% (a lower bound: not below it)")
     print(f"ensemble: {int(fit['in_90pct'].sum())} of {len(fit)} figures inside its "
