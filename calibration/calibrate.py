@@ -312,8 +312,7 @@ class Objective:
 
     def start_point(self, bounds) -> np.ndarray:
         """The scenario's own values of the free parameters, clipped into their bounds:
-        the differential evolution's first member, so a recalibration starts from the
-        current fit and can only improve on it."""
+        one point of the first wave, so a recalibration looks at the current fit."""
         values = resolve(self.base)
         return np.array([min(max(float(values[n]), low), high)
                          for n, (low, high) in zip(self.names, bounds)])

@@ -1,4 +1,4 @@
-r"""History matching in waves, then adaptive importance sampling: the posterior ensemble.
+r"""History matching in waves, then MCMC on the emulator: the posterior ensemble.
 
 **Why this method.** The model is stochastic, has about 30 free parameters and costs
 about a tenth of a second a run, so a calibration can afford a few thousand runs.

@@ -432,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="fit parameters to reported figures",
                        description="Fit the free parameters of a calibration file to reported "
                                    "figures: history matching with Gaussian-process emulators, "
-                                   "then importance sampling, giving a posterior ensemble; "
+                                   "then MCMC on the emulator, giving a posterior ensemble; "
                                    "write results/calibration/<id>/ with ensemble.csv, the best "
                                    "point, a fit table with posterior-predictive 90% intervals, "
                                    "the posterior of each parameter, plots and a scenario file.")

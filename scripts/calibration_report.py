@@ -3,7 +3,7 @@
     python scripts/calibration_report.py results/calibration/<id> [--backtest results/backtest/<id>]
 
 The page says how the calibration was run, its error model, the history-matching
-waves, the importance sampling and the emulator's coverage, the posterior of every
+waves, the MCMC sampling and the emulator's coverage, the posterior of every
 free parameter and the fit to every reported figure (tier S first, then A, B, C),
 with the counts within 15% and inside the ensemble's 90% interval. ``fit.png`` and
 ``posterior.png`` are copied to ``docs/img/calibration_fit.png`` and
@@ -44,7 +44,7 @@ TARGET = ROOT / "docs" / "CALIBRATION.md"
 KEEP = ("## What falls short", "## Why this method")
 #: Where a kept section goes: after the generated section with this heading.
 PLACE = {"## Why this method": "## How it was run", "## What falls short": "## Counts"}
-#: The effective size of the importance sample the calibration aims at.
+#: The effective size of the posterior sample the calibration aims at.
 ESS_TARGET = 200
 #: Tiers by weight (calibration/data/README.md), when the data file gives no tier.
 TIER_OF_WEIGHT = {4.0: "S", 2.0: "A", 1.0: "B", 0.5: "C", 0.25: "C"}
@@ -57,9 +57,9 @@ BACKTEST_IMAGE = ("fans.png", "backtest_fans.png")
 FORECASTER_NAMES = {"model": "model (posterior ensemble)", "line": "straight line",
                     "logistic": "logistic"}
 
-MANIFEST_KEYS = ("calibration_id", "config", "waves", "importance_rounds", "effective_size",
+MANIFEST_KEYS = ("calibration_id", "config", "waves", "sampler", "effective_size",
                  "ensemble_members", "ensemble_effective_size", "emulator_coverage_95",
-                 "discrepancy", "best_loss", "within_15pct", "in_posterior_90pct", "runs",
+                 "discrepancy", "best_loss", "within_15pct", "in_posterior_90pct", "model_runs",
                  "wall_seconds")
 FIT_COLUMNS = ("label", "kind", "weight", "reported", "simulated_mean", "simulated_p05",
                "simulated_p95", "relative_error", "within_15pct", "line", "posterior_p05",
@@ -292,7 +292,7 @@ def how_it_was_run(cal: dict[str, Any]) -> list[str]:
         f"({', '.join(map(str, per_wave))} points), each point run with "
         f"{c.get('replicates')} replicates of {int(c.get('agents', 0)):,} user agents and "
         f"{int(c.get('merchant_agents', 0)):,} merchant agents (seed {c.get('seed')}); "
-        f"{int(m['runs']):,} model runs in all, {float(m['wall_seconds']) / 60:.1f} minutes of "
+        f"{int(m['model_runs']):,} model runs in all, {float(m['wall_seconds']) / 60:.1f} minutes of "
         f"wall time on this machine ({versions.get('platform', '?')}, Python "
         f"{versions.get('python', '?')}, mesa {versions.get('mesa', '?')}), at commit "
         f"`{str(git.get('commit', '?'))[:12]}`{' (with uncommitted changes)' if git.get('dirty') else ''}.",
@@ -302,8 +302,8 @@ def how_it_was_run(cal: dict[str, Any]) -> list[str]:
         "then runs the model in waves; after each wave a Gaussian-process emulator of "
         "the model's outputs (`calibration/emulator.py`) is fitted to every run so far, "
         "and the parameter points whose implausibility (`calibration/likelihood.py`) "
-        f"exceeds {num(c.get('cutoff'))} are ruled out. Inside what is left, adaptive "
-        "importance sampling against the emulator (`calibration/posterior.py`) draws "
+        f"exceeds {num(c.get('cutoff'))} are ruled out. Inside what is left, MCMC "
+        "on the emulator (emcee, `calibration/posterior.py`) draws "
         f"the posterior, resampled to an ensemble of at most {c.get('ensemble_size')} "
         "members; the best point is the member with the lowest loss on the search's "
         f"seeds among the {c.get('best_candidates')} heaviest, and both are checked by "
@@ -379,20 +379,23 @@ def waves_section(cal: dict[str, Any]) -> list[str]:
 
 def sampling_section(cal: dict[str, Any]) -> list[str]:
     m = cal["manifest"]
-    rows = [[str(r.get("round")), f"{int(r.get('samples', 0)):,}", num(r.get("effective_size")),
-             pct(r.get("inside_bounds", math.nan))] for r in m["importance_rounds"]]
+    rows = [[str(r.get("walkers")), f"{int(r.get('steps', 0)):,}", f"{int(r.get('burn_in', 0)):,}",
+             f"{int(r.get('kept_draws', 0)):,}", num(r.get("max_autocorrelation_steps")),
+             pct(r.get("acceptance", math.nan)), num(r.get("effective_size"))]
+            for r in m["sampler"]]
     ess = float(m["effective_size"])
-    lines = ["## Importance sampling", "",
-             *_table(["round", "draws so far", "effective size", "proposal inside bounds"],
-                     rows), "",
-             f"Effective size of the final sample: {num(ess)}; the ensemble "
-             f"(`ensemble.csv`) has {m['ensemble_members']} members, effective size "
-             f"{num(m['ensemble_effective_size'])}."]
+    lines = ["## Posterior sampling", "",
+             "MCMC on the emulator (emcee's ensemble sampler with differential-evolution "
+             "moves); the effective size is the kept draws over the largest integrated "
+             "autocorrelation time of any parameter.", "",
+             *_table(["walkers", "steps", "burn-in", "kept draws",
+                      "autocorrelation (steps)", "acceptance", "effective size"], rows), "",
+             f"The ensemble (`ensemble.csv`) has {m['ensemble_members']} members, "
+             f"effective size {num(m['ensemble_effective_size'])}."]
     if ess < ESS_TARGET:
         lines += ["", f"**The effective size, {num(ess)}, is under the target of "
-                  f"{ESS_TARGET}.** A few draws carry almost all the weight, so the "
-                  "posterior intervals below are rough and probably too narrow; a larger "
-                  "budget (more waves and points) is needed before they can be trusted."]
+                  f"{ESS_TARGET}.** The chains have not mixed enough for the posterior "
+                  "intervals below to be trusted; more steps are needed."]
     else:
         lines += ["", f"That is at least the target of {ESS_TARGET}."]
     cov = float(m["emulator_coverage_95"])

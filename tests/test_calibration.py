@@ -3,6 +3,7 @@
 import datetime as dt
 import json
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -329,3 +330,19 @@ def test_a_later_stage_overrides_the_earlier_and_names_itself(tmp_path):
     assert habit.source.startswith("calibrated: calibration 20990102T000000Z")
     assert "20990101T000000Z" not in habit.source  # one calibration per source, the last
     assert main([str(tmp_path / "missing"), "--target", str(written)]) == 2
+
+
+def test_a_second_process_on_the_same_calibration_is_refused(tmp_path):
+    from model.runner import _lock
+
+    config = cal.load_config(write_config(tmp_path, "data.csv"))
+    partial = tmp_path / "calibration" / ".abc.partial"
+    partial.mkdir(parents=True)
+    (partial / "checkpoint.json").write_text(json.dumps({"identity": config.identity()}))
+    held = _lock(partial)
+    try:
+        with pytest.raises(MpsimError, match="being written by another process"):
+            cal.calibrate(config, out=tmp_path, resume="abc", progress=False)
+    finally:
+        os.close(held)
+    assert (partial / "checkpoint.json").is_file()  # the other process's files are untouched

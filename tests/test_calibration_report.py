@@ -186,7 +186,7 @@ def test_backtest_section(cal, target, tmp_path):
 
 def _old_method(folder):
     manifest = json.loads((folder / "manifest.json").read_text())
-    for key in ("waves", "importance_rounds", "effective_size"):
+    for key in ("waves", "sampler", "effective_size"):
         del manifest[key]
     (folder / "manifest.json").write_text(json.dumps(manifest))
 
@@ -204,7 +204,7 @@ def _partial(folder):
 @pytest.mark.parametrize("spoil, says", [
     (lambda f: (f / "manifest.json").unlink(), "no manifest.json"),
     (_partial, "unfinished"),
-    (_old_method, "no key waves, importance_rounds, effective_size"),
+    (_old_method, "no key waves, sampler, effective_size"),
     (_no_column, "no column posterior_p50"),
     (lambda f: (f / "posterior.png").unlink(), "posterior.png: missing"),
     (lambda f: (f / "manifest.json").write_text("{\"within_15pct\": ") and None,
