@@ -8,14 +8,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from model.plots import COLOURS, LABELS  # noqa: E402
+from model.plots import COLOURS  # noqa: E402
 
 from . import naive  # noqa: E402
+from .plots import style_series_axes  # noqa: E402
 from .data import ACCOUNTS_UNIT, AT_DATE, Target, accounts_per_person  # noqa: E402
 
 MARKER = {"exact": "o", "lower": "^", "upper": "v"}
@@ -89,12 +89,7 @@ def plot_backtest(path: Path, frames: list[pd.DataFrame], params: list[dict],
                            + ("" if kind == "exact" else f" ({kind} bound)"))
         ax.axvline(pd.Timestamp(until), color="black", lw=0.8, ls="-.")
         ax.set_xlim(left=first)
-        ax.set_title(f"{LABELS.get(platform, platform)} {series}", fontsize=9, loc="left")
-        ax.set_ylabel(unit.replace("_", " "), fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(mdates.YearLocator())
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
-        ax.tick_params(labelsize=7)
+        style_series_axes(ax, platform, series, unit)
         ax.legend(fontsize=5.5, loc="upper left")
     for ax in list(axes.flat)[len(groups):]:
         ax.axis("off")

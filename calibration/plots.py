@@ -21,6 +21,16 @@ from model.plots import COLOURS, LABELS, MARKERS, _bands  # noqa: E402
 from .data import SERIES, accounts_per_person  # noqa: E402
 
 
+def style_series_axes(ax, platform: str, series: str, unit: str) -> None:
+    """The look of one series' panel: title, unit, grid and yearly ticks."""
+    ax.set_title(f"{LABELS.get(platform, platform)} {series}", fontsize=9, loc="left")
+    ax.set_ylabel(unit.replace("_", " "), fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.xaxis.set_major_locator(mdates.YearLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
+    ax.tick_params(labelsize=7)
+
+
 def plot_fit(folder: Path, frames: list[pd.DataFrame], fit: pd.DataFrame, run_id: str,
              params: dict | None = None) -> Path:
     """One panel per fitted series: simulated band and line, reported points, and the
@@ -61,13 +71,7 @@ def plot_fit(folder: Path, frames: list[pd.DataFrame], fit: pd.DataFrame, run_id
                               rows_["posterior_p95"] - rows_["posterior_p50"]],
                         fmt="o", ms=3, color="#555555", capsize=3, zorder=6,
                         label="ensemble median, 90%")
-        unit = rows_["unit"].iloc[0] if len(rows_) else ""
-        ax.set_title(f"{LABELS.get(platform, platform)} {series}", fontsize=9, loc="left")
-        ax.set_ylabel(unit.replace("_", " "), fontsize=8)
-        ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(mdates.YearLocator())
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
-        ax.tick_params(labelsize=7)
+        style_series_axes(ax, platform, series, rows_["unit"].iloc[0] if len(rows_) else "")
         ax.legend(fontsize=6, loc="upper left")
     for ax in list(axes.flat)[len(groups):]:
         ax.axis("off")
