@@ -64,7 +64,8 @@ from model.errors import MpsimError, ParameterError
 from model.inputs import read_toml
 from model.model import simulate
 from model.params import BY_NAME, _closest, check_param, resolve
-from model.runner import (RESULTS_DIR, _json_default, _lock, git_commit, new_run_dir,
+from model.runner import (RESULTS_DIR, _json_default, _lock, file_record, git_commit,
+                          new_run_dir,
                           partial_name, versions)
 
 from . import app_bases
@@ -746,6 +747,7 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, problem
         "calibration_id": run_id, "kind": "calibration", "method": "history matching with "
         "Gaussian-process emulators, then MCMC on the emulator (calibration/posterior.py)",
         "config": config.as_dict(), "identity": identity, "targets": len(targets),
+        "data_file": {"name": config.data.name, **file_record(config.data)},
         "unused_rows": [{"line": line, "reason": why} for line, why in problem.loaded.unused],
         "run": objective.run, "app_curves": app,
         "waves": [r.as_dict() for r in posterior.records],
