@@ -593,7 +593,10 @@ class _Pipeline:
         weights = counts / counts.sum()
         # the best point: the heaviest members, run with the search's seeds
         objective = problem.objective
-        heavy = np.argsort(-(counts + posterior.weights[members]))[:config.best_candidates]
+        # the members the emulator rates highest (every member is one draw of the chain)
+        score = (posterior.sample_log_prob[members] if posterior.sample_log_prob is not None
+                 else posterior.weights[members])
+        heavy = np.argsort(-(counts * 1e9 + score))[:config.best_candidates]
         tasks = [(objective, problem.to_values(unit[i]), s) for i in heavy for s in objective.seeds]
         sims = self.runs(tasks, "best point").reshape(len(heavy), len(objective.seeds), -1)
         losses = np.array([loss(s, self.targets) for s in sims])

@@ -36,8 +36,11 @@ MAX_COMPONENTS = 12
 #: the previous wave's values, so a few dozen usually do).
 MAX_ITER = 60
 #: The most design points one component's Gaussian process is fitted to (its cost
-#: grows with the cube of this); with more, the latest points are used.
+#: grows with the cube of this); with more, RECENT_SHARE of them are the latest points
+#: and the rest an even random draw of the older ones, so the emulator still sees the
+#: regions earlier waves ruled out.
 MAX_TRAINING = 700
+RECENT_SHARE = 0.7
 
 
 def _lbfgs(obj_func, initial_theta, bounds):
@@ -108,8 +111,12 @@ class Emulator:
         ``previous`` (the last wave's emulator) gives each component's starting
         hyperparameters."""
         x, y = np.asarray(x, float), np.asarray(y, float)
-        if len(x) > MAX_TRAINING:
-            x, y = x[-MAX_TRAINING:], y[-MAX_TRAINING:]
+        if len(x) > MAX_TRAINING:  # the latest points, and an even spread of the older
+            recent = int(MAX_TRAINING * RECENT_SHARE)
+            older = np.random.default_rng(seed).choice(len(x) - recent, MAX_TRAINING - recent,
+                                                       replace=False)
+            keep = np.concatenate([np.sort(older), np.arange(len(x) - recent, len(x))])
+            x, y = x[keep], y[keep]
         mean = y.mean(axis=0)
         scale = np.maximum(y.std(axis=0), 1e-6)
         z = (y - mean) / scale

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from model.errors import MpsimError
+
 from .emulator import Emulator
 from .likelihood import ErrorModel, kth_largest
 
@@ -76,10 +78,12 @@ class Posterior:
     wave: np.ndarray                # the wave each point belongs to (1-based)
     replicate_var: np.ndarray       # per target, one run's variance about the mean
     records: list[WaveRecord] = field(default_factory=list)
-    emulator: Emulator | None = None
+    emulator: Emulator | None = None        # the last wave's
+    emulators: list = field(default_factory=list)  # every wave's, in order
     samples: np.ndarray | None = None       # posterior draws, in [0, 1]
     log_weights: np.ndarray | None = None
     effective: float | None = None          # effective size, when the draws are a chain
+    sample_log_prob: np.ndarray | None = None  # each draw's emulated log-posterior
     rounds: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -122,6 +126,22 @@ def _draw_in_box(dist, n: int, rng: np.random.Generator) -> tuple[np.ndarray, fl
     return got[:n], max(inside, 1.0 / tried)
 
 
+def not_ruled_out(x: np.ndarray, emulators: list, model: ErrorModel, cutoff: float,
+                  predict) -> np.ndarray:
+    """Whether each point of ``x`` survives every given wave's emulator (the emulator
+    fitted after wave *i* rules a point out by the rule of wave *i + 1*). Points far
+    from any run look good to a late emulator, which saw only the region left; the
+    earlier waves' emulators, which saw more of the bounds, keep them out."""
+    keep = np.ones(len(x), dtype=bool)
+    for i, em in enumerate(emulators, start=1):
+        if not keep.any():
+            break
+        mean, var = predict(em, x[keep])
+        impl = kth_largest(model.implausibility(mean, var), _rule(i + 1))
+        keep[np.flatnonzero(keep)[impl > cutoff]] = False
+    return keep
+
+
 def history_match(simulate: Callable[[np.ndarray], np.ndarray], dims: int,
                   error_model: Callable[[np.ndarray | None], ErrorModel], settings: Settings,
                   *, start: np.ndarray | None = None, predict=None, fit_tasks=None,
@@ -144,6 +164,7 @@ def history_match(simulate: Callable[[np.ndarray], np.ndarray], dims: int,
     xs, ys, waves = [], [], []
     replicate_var = y_all = None
     emulator: Emulator | None = None
+    emulators: list[Emulator] = []
     records: list[WaveRecord] = []
     survivors: np.ndarray | None = None
     for wave in range(1, settings.waves + 1):
@@ -163,6 +184,8 @@ def history_match(simulate: Callable[[np.ndarray], np.ndarray], dims: int,
             rule = _rule(wave)
             impl = kth_largest(model.implausibility(mean, var), rule)
             keep = impl <= settings.cutoff
+            keep[keep] = not_ruled_out(candidates[keep], emulators[:-1], model,
+                                       settings.cutoff, predict)
             survival = float(keep[:half].mean())
             ruled_by = f"{['', 'largest', '2nd largest', '3rd largest'][rule]} implausibility > {settings.cutoff:g}"
             n_candidates = len(candidates)
@@ -191,6 +214,7 @@ def history_match(simulate: Callable[[np.ndarray], np.ndarray], dims: int,
         x_all, y_all = np.vstack(xs), all_runs.mean(axis=1)
         emulator = Emulator.fit(x_all, y_all, seed=settings.seed + wave, run_tasks=fit_tasks,
                                 previous=emulator)
+        emulators.append(emulator)
         # the survivors of this wave's design under the new emulator guide the next wave
         mean, var = predict(emulator, design)
         impl = kth_largest(error_model(replicate_var, y_all).implausibility(mean, var),
@@ -204,7 +228,7 @@ def history_match(simulate: Callable[[np.ndarray], np.ndarray], dims: int,
             f"{survival:.3g}; emulator of {info['components']} components")
     x_all = np.vstack(xs)
     return Posterior(x_all, np.concatenate(ys).mean(axis=1), np.concatenate(waves),
-                     replicate_var, records, emulator)
+                     replicate_var, records, emulator, emulators)
 
 
 def sample(posterior: Posterior, error_model: ErrorModel, settings: Settings, *,
@@ -225,18 +249,26 @@ def sample(posterior: Posterior, error_model: ErrorModel, settings: Settings, *,
     dims = posterior.x.shape[1]
     walkers = max(settings.walkers, 2 * dims + 2)
 
+    guards = posterior.emulators[:-1]
+
     def log_prob(x):
         x = np.atleast_2d(x)
         out = np.full(len(x), -np.inf)
         inside = np.all((x >= 0.0) & (x <= 1.0), axis=1)
         if inside.any():
+            inside[inside] = not_ruled_out(x[inside], guards, error_model, settings.cutoff,
+                                           predict)
+        if inside.any():
             m, v = predict(em, x[inside])
             out[inside] = error_model.log_likelihood(m, v)
         return out
 
-    mean, var = predict(em, posterior.x)
-    loglik = error_model.log_likelihood(mean, var)
-    start = posterior.x[np.argsort(loglik)[::-1][:walkers]]
+    loglik = log_prob(posterior.x)
+    order = np.argsort(loglik)[::-1]
+    start = posterior.x[order[:walkers]][np.isfinite(loglik[order[:walkers]])]
+    if not len(start):
+        raise MpsimError("every design point is ruled out by some wave; the figures cannot "
+                         "be matched within the calibration file's cutoff and discrepancy")
     if len(start) < walkers:  # fewer design points than walkers: jitter copies
         rng = np.random.default_rng([settings.seed, 17])
         extra = start[rng.integers(len(start), size=walkers - len(start))]
@@ -251,6 +283,7 @@ def sample(posterior: Posterior, error_model: ErrorModel, settings: Settings, *,
     kept = chain.shape[0] * chain.shape[1]
     effective = float(kept / max(float(np.max(tau)), 1.0))
     posterior.samples = chain.reshape(-1, dims)
+    posterior.sample_log_prob = sampler.get_log_prob(discard=burn).reshape(-1)
     posterior.log_weights = np.zeros(len(posterior.samples))
     posterior.effective = effective
     posterior.rounds = [{"walkers": walkers, "steps": settings.steps, "burn_in": burn,
