@@ -47,6 +47,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ from model import executor as executors
 from model import scenarios
 from model.ensemble import Ensemble
 from model.ensemble import write as write_ensemble
-from model.errors import MpsimError, ParameterError
+from model.errors import Interrupted, MpsimError, ParameterError
 from model.inputs import read_toml
 from model.model import simulate
 from model.params import BY_NAME, _closest, check_param, resolve
@@ -675,15 +676,18 @@ def calibrate(config: CalibrationConfig, *, workers: int | None = None,
             os.close(lock)
             lock = None
         os.rename(partial, final)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        what = ("interrupted" if getattr(exc, "signum", signal.SIGINT) == signal.SIGINT
+                else f"stopped by {signal.Signals(exc.signum).name}")
         if any(partial.glob("wave_*.npz")):
-            print(f"calibration interrupted; its finished waves are kept in {partial}; "
-                  f"continue it with: {config.resume_command(final.name, out)}",
-                  file=sys.stderr)
+            message = (f"calibration {what}; its finished waves are kept in {partial}; "
+                       f"continue it with: {config.resume_command(final.name, out)}")
         else:
             shutil.rmtree(partial, ignore_errors=True)
-            print("calibration interrupted before its first wave finished; nothing was kept",
-                  file=sys.stderr)
+            message = f"calibration {what} before its first wave finished; nothing was kept"
+        if isinstance(exc, Interrupted):  # the command line prints it as its one line
+            raise Interrupted(exc.signum, message) from None
+        print(message, file=sys.stderr)
         raise
     except BaseException:
         if not any(partial.glob("wave_*.npz")):
