@@ -589,7 +589,10 @@ class _Pipeline:
         # the ensemble: systematic resampling of the weighted draws, duplicates merged
         rng = np.random.default_rng([config.seed, 13])
         picks = systematic(posterior.weights, config.ensemble_size, rng)
-        members, counts = np.unique(picks, return_counts=True)
+        # one member per distinct parameter set (a chain repeats a rejected position)
+        _, first, inverse = np.unique(posterior.samples[picks], axis=0, return_index=True,
+                                      return_inverse=True)
+        members, counts = picks[first], np.bincount(inverse.ravel())
         unit = posterior.samples[members]
         weights = counts / counts.sum()
         # the best point: the heaviest members, run with the search's seeds

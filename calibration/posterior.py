@@ -281,7 +281,11 @@ def sample(posterior: Posterior, error_model: ErrorModel, settings: Settings, *,
     chain = sampler.get_chain(discard=burn)  # steps x walkers x dims
     tau = emcee.autocorr.integrated_time(chain, quiet=True)
     kept = chain.shape[0] * chain.shape[1]
-    effective = float(kept / max(float(np.max(tau)), 1.0))
+    # A walker that rejects every proposal repeats its position, and the autocorrelation
+    # estimate of a short chain can miss it: the effective size is never more than the
+    # distinct positions the chains visited.
+    distinct = len(np.unique(chain.reshape(-1, dims), axis=0))
+    effective = float(min(kept / max(float(np.max(tau)), 1.0), distinct))
     posterior.samples = chain.reshape(-1, dims)
     posterior.sample_log_prob = sampler.get_log_prob(discard=burn).reshape(-1)
     posterior.log_weights = np.zeros(len(posterior.samples))
@@ -289,6 +293,7 @@ def sample(posterior: Posterior, error_model: ErrorModel, settings: Settings, *,
     posterior.rounds = [{"walkers": walkers, "steps": settings.steps, "burn_in": burn,
                          "kept_draws": kept, "max_autocorrelation_steps": round(float(np.max(tau)), 1),
                          "acceptance": round(float(np.mean(sampler.acceptance_fraction)), 3),
+                         "distinct_draws": int(distinct),
                          "effective_size": round(effective, 1)}]
     say(f"MCMC on the emulator: {walkers} walkers x {settings.steps} steps; acceptance "
         f"{np.mean(sampler.acceptance_fraction):.2f}; autocorrelation {np.max(tau):.0f} steps; "

@@ -384,7 +384,7 @@ def sampling_section(cal: dict[str, Any]) -> list[str]:
              pct(r.get("acceptance", math.nan)), num(r.get("effective_size"))]
             for r in m["sampler"]]
     ess = float(m["effective_size"])
-    lines = ["## Posterior sampling", "",
+    lines = ["## Sampling the posterior", "",
              "MCMC on the emulator (emcee's ensemble sampler with differential-evolution "
              "moves); the effective size is the kept draws over the largest integrated "
              "autocorrelation time of any parameter.", "",
