@@ -29,7 +29,8 @@ predict, and from them an estimate of the calibration's wall time.
    rate when it was measured); one emulator fit per
    wave (the first from scratch, the others refits); and the emulator's predictions
    (``candidates`` per wave after the first, each wave's design after its fit, every
-   design point again and ``walkers x steps`` in the MCMC,
+   design point again and at most ``waves x walkers x steps`` in the MCMC (each
+   proposal is checked by the earlier waves' emulators until one rules it out),
    and the ``check_draws``) at the measured cost per point. Wave 1 fits fewer points than
    ``MAX_TRAINING`` when ``budget / waves`` is smaller: the estimate is then an upper
    bound there. Reading the data and fitting the app curves (seconds) are left out.
@@ -128,7 +129,8 @@ def estimate(config, runs_rate: float, emulator: dict | None,
            "runs_s": sum(runs.values()) / runs_rate + plots / (serial_rate or runs_rate)}
     if emulator is not None:
         predicted = ((settings.waves - 1) * settings.candidates + 2 * points
-                     + settings.walkers * settings.steps + config.check_draws)
+                     + settings.waves * max(settings.walkers, 2 * len(config.free) + 2) * settings.steps
+                     + config.check_draws)
         out.update(
             fits=settings.waves,
             fits_s=emulator["fit_s"] + (settings.waves - 1) * emulator["refit_s"],

@@ -33,8 +33,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from model.errors import MpsimError
-
 from .emulator import Emulator
 from .likelihood import ErrorModel, kth_largest
 
@@ -249,7 +247,7 @@ def sample(posterior: Posterior, error_model: ErrorModel, settings: Settings, *,
     dims = posterior.x.shape[1]
     walkers = max(settings.walkers, 2 * dims + 2)
 
-    guards = posterior.emulators[:-1]
+    guards = list(posterior.emulators[:-1])
 
     def log_prob(x):
         x = np.atleast_2d(x)
@@ -266,9 +264,13 @@ def sample(posterior: Posterior, error_model: ErrorModel, settings: Settings, *,
     loglik = log_prob(posterior.x)
     order = np.argsort(loglik)[::-1]
     start = posterior.x[order[:walkers]][np.isfinite(loglik[order[:walkers]])]
-    if not len(start):
-        raise MpsimError("every design point is ruled out by some wave; the figures cannot "
-                         "be matched within the calibration file's cutoff and discrepancy")
+    if not len(start):  # nothing survives every wave: sample without the earlier waves
+        say("every design point is ruled out by some earlier wave; the posterior is "
+            "sampled on the last emulator alone (a larger budget would narrow it properly)")
+        guards.clear()
+        loglik = log_prob(posterior.x)
+        order = np.argsort(loglik)[::-1]
+        start = posterior.x[order[:walkers]]
     if len(start) < walkers:  # fewer design points than walkers: jitter copies
         rng = np.random.default_rng([settings.seed, 17])
         extra = start[rng.integers(len(start), size=walkers - len(start))]
@@ -294,6 +296,7 @@ def sample(posterior: Posterior, error_model: ErrorModel, settings: Settings, *,
                          "kept_draws": kept, "max_autocorrelation_steps": round(float(np.max(tau)), 1),
                          "acceptance": round(float(np.mean(sampler.acceptance_fraction)), 3),
                          "distinct_draws": int(distinct),
+                         "held_to_every_wave": bool(guards),
                          "effective_size": round(effective, 1)}]
     say(f"MCMC on the emulator: {walkers} walkers x {settings.steps} steps; acceptance "
         f"{np.mean(sampler.acceptance_fraction):.2f}; autocorrelation {np.max(tau):.0f} steps; "

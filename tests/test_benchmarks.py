@@ -95,7 +95,7 @@ def test_calibration_estimate_counts_what_a_calibration_runs(tmp_path, monkeypat
                                        "2018-06,wechat,miniprogram_dau,150\n"
                                        "2018-12,wechat,miniprogram_dau,210\n")
     settings = dict(replicates=2, agents=500, merchant_agents=200, budget=9, waves=2,
-                    candidates=300, proposal_samples=200, rounds=2, ensemble_size=50,
+                    candidates=300, walkers=8, steps=40, ensemble_size=50,
                     check_draws=5, best_candidates=3, seed=3)
     (tmp_path / "cal.toml").write_text(
         'scenario = "baseline"\ndata = "data.csv"\n'
@@ -127,5 +127,7 @@ def test_calibration_estimate_counts_what_a_calibration_runs(tmp_path, monkeypat
     guess = estimate(config, 1.0, unit)
     assert guess["runs"] == counted["runs"]
     assert guess["fits"] == counted["fits"]
-    assert guess["predicted_points"] == counted["points"]
-    assert guess["total_s"] == counted["runs"] + counted["fits"] + counted["points"]
+    # the MCMC's checks against earlier waves stop at the first that rules a point
+    # out, so the estimate of emulated points is an upper bound
+    assert counted["points"] <= guess["predicted_points"]
+    assert guess["total_s"] >= counted["runs"] + counted["fits"] + counted["points"]

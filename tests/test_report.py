@@ -59,7 +59,7 @@ def test_the_report_names_the_changed_parameters_with_their_sources(run_folder):
     from model.params import BY_NAME
 
     assert BY_NAME["red_envelope.strength"].source[:40] in changed
-    assert "wufu.activity_lift" not in changed  # left at its default
+    assert "traffic_sharing.exposure_weekly" not in changed  # left at its default
 
 
 def test_changed_parameters_compares_values_as_the_manifest_holds_them():

@@ -39,9 +39,11 @@ def test_a_run_writes_series_summary_manifest_and_plots(tiny_run):
     for key in ("parameters", "seeds", "versions", "git", "command", "started_utc",
                 "wall_seconds", "run", "parameter_sources"):
         assert key in info
-    assert info["run"]["replicates"] == 2 and len(info["seeds"]["spawn_keys"]) == 2
     series = pd.read_csv(folder / "series.csv")
-    assert set(series["replicate"]) == {0, 1}
+    assert info["run"]["replicates"] == 2 and set(series["replicate"]) == {0, 1}
+    # one seed per run: draws x replicates
+    runs = series[["draw", "replicate"]].drop_duplicates()
+    assert len(info["seeds"]["spawn_keys"]) == len(runs) == info["run"]["draws"] * 2
     assert set(OUTPUT_NAMES) <= set(series.columns)
     summary = pd.read_csv(folder / "summary.csv")
     assert {"mean", "p05", "p95"} <= set(summary.columns)
@@ -135,7 +137,8 @@ def test_compare_refuses_unpaired_runs_before_running_anything(tiny_run, tmp_pat
     assert f"run folder {tiny_run.path}" in err and "scenario tiny" in err and "--seed" in err
     assert not any(tmp_path.iterdir())  # tiny was not run
     # different horizons cannot be paired week by week either
-    assert main(["compare", "tiny", "no_red_envelope", "--replicates", "1", "--agents", "500",
+    assert main(["compare", "tiny", "no_red_envelope", "--replicates", "1", "--draws", "2",
+                 "--agents", "500",
                  "--out", str(tmp_path), "--quiet"]) == 2
     assert "horizon" in capsys.readouterr().err and not any(tmp_path.iterdir())
 

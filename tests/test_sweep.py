@@ -188,7 +188,7 @@ def test_a_sweep_prints_its_cost_before_it_runs_and_stops_early(scenario_2020, t
                                                                 capsys):
     folder = sweep(scenario_2020, {STRENGTH: (0.0, 2.0)}, samples=2, design_kind="lhs",
                    seed=3, replicates=2, agents=300, workers=1, out=tmp_path, progress=True,
-                   outcomes=FESTIVAL)
+                   outcomes=FESTIVAL, point=True)
     err = capsys.readouterr().err
     assert "2 points x 2 replicates = 4 runs of 300 user agents to 2020-02-14" in err
     assert "one run took" in err and "should take about" in err and "idle worker" in err
@@ -205,7 +205,7 @@ def strength_sweep(scenario_2020, tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
     return sweep(scenario_2020, parse_ranges([f"{STRENGTH}=0:2"]), samples=4,
                  design_kind="grid", seed=7, replicates=2, agents=500, workers=1, out=out,
-                 progress=False)
+                 progress=False, point=True)
 
 
 def test_a_sweep_writes_samples_manifest_and_plot(strength_sweep):
