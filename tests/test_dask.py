@@ -35,7 +35,8 @@ def test_replicates_on_dask_equal_local_ones_bit_for_bit(cluster, tmp_path):
     local = run_scenario(tiny, workers=2, out=tmp_path / "local", plots=False, progress=False)
     remote = run_scenario(tiny, dask_address=cluster.scheduler_address, out=tmp_path / "dask",
                           plots=False, progress=False)
-    assert len(remote.frames) == len(local.frames) == tiny.run["replicates"]
+    # one run per ensemble draw and replicate
+    assert len(remote.frames) == len(local.frames) == len(local.plan.members) * tiny.run["replicates"]
     for a, b in zip(local.frames, remote.frames):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
 

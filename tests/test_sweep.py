@@ -386,7 +386,7 @@ def test_a_small_sensitivity_run_writes_indices_points_manifest_and_plot(scenari
                                                                           tmp_path):
     ranges = parse_ranges([f"{STRENGTH}=0:2", "users.discovery_weekly_alipay=0.02:0.1"])
     folder = sensitivity(scenario_2020, ranges, samples=8, seed=5, replicates=1, agents=500,
-                         workers=2, out=tmp_path, progress=False)
+                         workers=2, out=tmp_path, progress=False, point=True)
     assert folder.parent.parent.name == "sensitivity"
     indices = pd.read_csv(folder / "sobol_indices.csv")
     assert len(indices) == len(OUTCOMES) * 2
