@@ -171,8 +171,13 @@ def read_calibration(folder: Path) -> dict[str, Any]:
             raise ReportError(f"{folder / 'fit_table.csv'}: {counted} rows with {column} true "
                               f"but manifest.json {key} is {manifest[key]}; the folder was "
                               "changed after the calibration")
+    distinct = None
+    if (folder / "ensemble.csv").is_file():  # repeated members: a chain that did not move
+        members = pd.read_csv(folder / "ensemble.csv")
+        names = [c for c in members.columns if c not in ("member", "weight", "best", "loss")]
+        distinct = len(members[names].drop_duplicates())
     return {"folder": folder, "manifest": manifest, "fit": with_tiers(fit, manifest),
-            "posterior": posterior}
+            "posterior": posterior, "distinct_members": distinct}
 
 
 def with_tiers(fit: pd.DataFrame, manifest: dict[str, Any]) -> pd.DataFrame:
@@ -384,14 +389,19 @@ def sampling_section(cal: dict[str, Any]) -> list[str]:
              pct(r.get("acceptance", math.nan)), num(r.get("effective_size"))]
             for r in m["sampler"]]
     ess = float(m["effective_size"])
+    distinct = cal.get("distinct_members")
+    if distinct is not None and distinct < ess:
+        ess = float(distinct)
     lines = ["## Sampling the posterior", "",
              "MCMC on the emulator (emcee's ensemble sampler with differential-evolution "
              "moves); the effective size is the kept draws over the largest integrated "
              "autocorrelation time of any parameter.", "",
              *_table(["walkers", "steps", "burn-in", "kept draws",
                       "autocorrelation (steps)", "acceptance", "effective size"], rows), "",
-             f"The ensemble (`ensemble.csv`) has {m['ensemble_members']} members, "
-             f"effective size {num(m['ensemble_effective_size'])}."]
+             f"The ensemble (`ensemble.csv`) has {m['ensemble_members']} members"
+             + (f", {distinct} of them distinct parameter sets; the effective size is "
+                f"counted as at most that, {num(ess)}" if distinct is not None else
+                f", effective size {num(m['ensemble_effective_size'])}") + "."]
     if ess < ESS_TARGET:
         lines += ["", f"**The effective size, {num(ess)}, is under the target of "
                   f"{ESS_TARGET}.** The chains have not mixed enough for the posterior "
