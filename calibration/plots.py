@@ -77,9 +77,9 @@ def plot_fit(folder: Path, frames: list[pd.DataFrame], fit: pd.DataFrame, run_id
         ax.axis("off")
     within = fit["within_15pct"].mean() * 100
     held = f"; {fit['in_90pct'].mean() * 100:.0f}% inside the ensemble's 90%" if "in_90pct" in fit else ""
-    fig.suptitle(f"Calibration {run_id}: fit to {len(fit)} reported figures "
-                 f"(best point: {within:.0f}% within 15%{held}; triangles are lower bounds; "
-                 "band: the best point's 5-95% over replicates)", fontsize=12)
+    fig.suptitle(f"Calibration {run_id}: fit to {len(fit)} reported figures\n"
+                 f"best point: {within:.0f}% within 15%{held}; triangles are lower bounds; "
+                 "band: the best point's 5-95% over replicates", fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     path = folder / "fit.png"
     fig.savefig(path, dpi=100)
