@@ -298,7 +298,7 @@ def cmd_backtest(args) -> int:
     print(f"backtest written to {result.path}")
     summary = result.summary
     rows = summary[(summary["series"] == "all") & (summary["subset"] == "common")]
-    print(f"later figures every forecaster reaches (mean over exact figures; bounds: share met):")
+    print("later figures every forecaster reaches (mean over exact figures; bounds: share met):")
     for _, row in rows.iterrows():
         print(f"  {row['forecaster']:9s} |log error| {row['mean_abs_log_error']:.3f}  "
               f"WIS {row['mean_wis']:.3f}  in 50% {row['cover50']:.0%}  in 90% "
