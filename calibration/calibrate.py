@@ -18,9 +18,9 @@ The pipeline, in the order it runs:
    chains of ``steps`` steps, emcee), the prior uniform on the bounds. The draws are
    resampled to at most ``ensemble_size`` members (duplicates merged as weights):
    ``ensemble.csv``, the ``model/ensemble.py`` format that runs draw from.
-5. **Best point.** The ``best_candidates`` heaviest members are run with the search's
-   seeds; the one with the lowest loss (below) is the best point (``--point`` runs,
-   ``calibrated.toml``).
+5. **Best point.** The ``best_candidates`` members the emulator rates highest (repeated
+   members first) are run with the search's seeds; the one with the lowest loss (below)
+   is the best point (``--point`` runs, ``calibrated.toml``).
 6. **Checks by simulation**, not by the emulator: ``check_draws`` draws of the ensemble,
    one fresh run each, give every figure's posterior-predictive 5-95% interval; the
    best point on 10 fresh replicates gives its fit. ``fit_table.csv`` holds both, and
@@ -595,7 +595,7 @@ class _Pipeline:
         members, counts = picks[first], np.bincount(inverse.ravel())
         unit = posterior.samples[members]
         weights = counts / counts.sum()
-        # the best point: the heaviest members, run with the search's seeds
+        # the best point: the members the emulator rates highest, run with the search's seeds
         objective = problem.objective
         # the members the emulator rates highest (every member is one draw of the chain)
         score = (posterior.sample_log_prob[members] if posterior.sample_log_prob is not None

@@ -311,7 +311,7 @@ def how_it_was_run(cal: dict[str, Any]) -> list[str]:
         "on the emulator (emcee, `calibration/posterior.py`) draws "
         f"the posterior, resampled to an ensemble of at most {c.get('ensemble_size')} "
         "members; the best point is the member with the lowest loss on the search's "
-        f"seeds among the {c.get('best_candidates')} heaviest, and both are checked by "
+        f"seeds among the {c.get('best_candidates')} the emulator rates highest, and both are checked by "
         "simulation, not by the emulator (`calibration/calibrate.py`). The modules' "
         "docstrings say why this method and give the formulas.",
         ""]
