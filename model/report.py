@@ -65,23 +65,9 @@ FIT_COLUMNS = ("label", "date", "platform", "series", "kind", "unit", "reported"
 
 def _recorded_files_ok(folder: Path, info: dict[str, Any]) -> None:
     """Every file the manifest records, of the size and SHA-256 it records."""
-    from .runner import file_record
+    from .runner import check_recorded_files
 
-    recorded = info.get("files")
-    if recorded is None:
-        return
-    if not isinstance(recorded, dict):
-        raise RunFolderError(f"{folder / 'manifest.json'}: files: not a table of file sizes "
-                             "and hashes; the folder is corrupt")
-    for name, expected in recorded.items():
-        path = folder / name
-        if not path.is_file():
-            raise RunFolderError(f"{path}: missing; the results folder is incomplete")
-        actual = file_record(path)
-        if not isinstance(expected, dict) or actual != {k: expected.get(k) for k in actual}:
-            raise RunFolderError(f"{path}: {actual['bytes']} bytes and SHA-256 "
-                                 f"{actual['sha256'][:12]}... but the manifest records "
-                                 "another size or hash: the file is truncated or changed")
+    check_recorded_files(folder, info, "results folder")
 
 
 def finished_folder(folder: str | Path) -> dict[str, Any]:

@@ -658,23 +658,32 @@ def finished_run(folder: Path) -> dict[str, Any]:
         raise RunFolderError(f"{folder}: an unfinished run folder ({state}); give a "
                              "finished one")
     info = read_manifest(folder)
-    recorded = info.get("files")
-    if recorded is not None:  # runs written before the manifest recorded its files lack it
-        if not isinstance(recorded, dict):
-            raise RunFolderError(f"{folder / 'manifest.json'}: files: not a table of file "
-                                 "sizes and hashes; the run folder is corrupt")
-        for name, expected in recorded.items():
-            path = folder / name
-            if not path.is_file():
-                raise RunFolderError(f"{path}: missing; the run folder is incomplete")
-            actual = file_record(path)
-            if not isinstance(expected, dict) or actual != {k: expected.get(k) for k in actual}:
-                size = expected.get("bytes") if isinstance(expected, dict) else None
-                raise RunFolderError(f"{path}: {actual['bytes']} bytes and SHA-256 "
-                                     f"{actual['sha256'][:12]}... but the manifest records "
-                                     f"{size} bytes and another hash: the file is truncated "
-                                     "or changed")
+    check_recorded_files(folder, info, "run folder")
     return info
+
+
+def check_recorded_files(folder: Path, info: dict[str, Any], kind: str = "results folder"
+                         ) -> None:
+    """Every file the manifest records (``files``), of the size and SHA-256 it records;
+    a RunFolderError naming the first that is not. Folders written before manifests
+    recorded their files have no ``files`` and pass."""
+    recorded = info.get("files")
+    if recorded is None:
+        return
+    if not isinstance(recorded, dict):
+        raise RunFolderError(f"{folder / 'manifest.json'}: files: not a table of file "
+                             f"sizes and hashes; the {kind} is corrupt")
+    for name, expected in recorded.items():
+        path = folder / name
+        if not path.is_file():
+            raise RunFolderError(f"{path}: missing; the {kind} is incomplete")
+        actual = file_record(path)
+        if not isinstance(expected, dict) or actual != {k: expected.get(k) for k in actual}:
+            size = expected.get("bytes") if isinstance(expected, dict) else None
+            raise RunFolderError(f"{path}: {actual['bytes']} bytes and SHA-256 "
+                                 f"{actual['sha256'][:12]}... but the manifest records "
+                                 f"{size} bytes and another hash: the file is truncated "
+                                 "or changed")
 
 
 def load_run(folder: Path) -> tuple[dict[str, Any], list[pd.DataFrame]]:
