@@ -505,7 +505,7 @@ def _start_run(tmp_path: Path, **popen) -> tuple[subprocess.Popen, list[int]]:
     both workers have started."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "model.cli", "run", "tiny", "--agents", "2000",
-         "--replicates", "40", "--point", "--workers", "2", "--quiet",
+         "--replicates", "400", "--point", "--workers", "2", "--quiet",
          "--out", str(tmp_path / "out")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
     deadline = time.monotonic() + 60
