@@ -500,6 +500,14 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _signals_as_in_a_terminal() -> None:
+    """In the child: SIGINT, SIGTERM and SIGHUP at their defaults, as a command typed in
+    a terminal has them. A test runner started in the background or under nohup passes
+    them on ignored, and mpsim keeps an ignored signal ignored, on purpose."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _start_run(tmp_path: Path, **popen) -> tuple[subprocess.Popen, list[int]]:
     """A ``mpsim run`` long enough to be killed mid-way, and its pool's processes once
     both workers have started."""
@@ -507,7 +515,8 @@ def _start_run(tmp_path: Path, **popen) -> tuple[subprocess.Popen, list[int]]:
         [sys.executable, "-m", "model.cli", "run", "tiny", "--agents", "2000",
          "--replicates", "400", "--point", "--workers", "2", "--quiet",
          "--out", str(tmp_path / "out")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_signals_as_in_a_terminal, **popen)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         kids = _children(proc.pid)
