@@ -19,8 +19,10 @@ The pipeline, in the order it runs:
    resampled to at most ``ensemble_size`` members (duplicates merged as weights):
    ``ensemble.csv``, the ``model/ensemble.py`` format that runs draw from.
 5. **Best point.** The ``best_candidates`` members the emulator rates highest (repeated
-   members first) are run with the search's seeds; the one with the lowest loss (below)
-   is the best point (``--point`` runs, ``calibrated.toml``).
+   members first) and the ``best_candidates / 2`` design points whose own runs rate
+   highest are run with the search's seeds; the one with the lowest loss (below) is the
+   best point (``--point`` runs, ``calibrated.toml``). A design point that wins joins the
+   ensemble as one more member, with the weight of one draw.
 6. **Checks by simulation**, not by the emulator: ``check_draws`` draws of the ensemble,
    one fresh run each, give every figure's posterior-predictive 5-95% interval; the
    best point on 10 fresh replicates gives its fit. ``fit_table.csv`` holds both, and
@@ -72,7 +74,7 @@ from model.runner import (RESULTS_DIR, _json_default, _lock, file_record, git_co
 from . import app_bases
 from .data import Target, TargetIndex, load_targets
 from .likelihood import ErrorModel, fit_discrepancy, to_scale
-from .posterior import Posterior, Settings, history_match, sample, systematic
+from .posterior import Posterior, Settings, history_match, resample_members, sample
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CONFIG = HERE / "baseline.toml"
@@ -586,13 +588,9 @@ class _Pipeline:
         self.say(f"model discrepancy: {self.discrepancy:.3g} (sd on the log scale; stated "
                  f"minimum {self.config.discrepancy:g})")
         posterior = sample(posterior, model, settings, say=self.say)
-        # the ensemble: systematic resampling of the weighted draws, duplicates merged
         rng = np.random.default_rng([config.seed, 13])
-        picks = systematic(posterior.weights, config.ensemble_size, rng)
-        # one member per distinct parameter set (a chain repeats a rejected position)
-        _, first, inverse = np.unique(posterior.samples[picks], axis=0, return_index=True,
-                                      return_inverse=True)
-        members, counts = picks[first], np.bincount(inverse.ravel())
+        members, counts = resample_members(posterior.samples, posterior.weights,
+                                           config.ensemble_size, rng)
         unit = posterior.samples[members]
         weights = counts / counts.sum()
         # the best point: the members the emulator rates highest, run with the search's seeds
@@ -601,10 +599,27 @@ class _Pipeline:
         score = (posterior.sample_log_prob[members] if posterior.sample_log_prob is not None
                  else posterior.weights[members])
         heavy = np.argsort(-(counts * 1e9 + score))[:config.best_candidates]
-        tasks = [(objective, problem.to_values(unit[i]), s) for i in heavy for s in objective.seeds]
-        sims = self.runs(tasks, "best point").reshape(len(heavy), len(objective.seeds), -1)
+        # ... and the design points the simulations themselves rate highest: the waves
+        # ran them with the same seeds, and one of them is often closer than any draw
+        design_ll = model.log_likelihood(posterior.outputs)
+        design_top = np.argsort(-design_ll)[:max(1, config.best_candidates // 2)]
+        candidates = np.vstack([unit[heavy], posterior.x[design_top]])
+        tasks = [(objective, problem.to_values(u), s) for u in candidates for s in objective.seeds]
+        sims = self.runs(tasks, "best point").reshape(len(candidates), len(objective.seeds), -1)
         losses = np.array([loss(s, self.targets) for s in sims])
-        best = int(heavy[int(np.argmin(losses))])
+        winner = int(np.argmin(losses))
+        member_losses = dict(zip(map(int, heavy), map(float, losses[:len(heavy)])))
+        if winner < len(heavy):
+            best = int(heavy[winner])
+        else:  # a design point: it joins the ensemble with the weight of one draw
+            unit = np.vstack([unit, candidates[winner]])
+            weights = np.append(weights * config.ensemble_size, 1.0)
+            weights = weights / weights.sum()
+            best = len(unit) - 1
+            member_losses[best] = float(losses[winner])
+            self.say(f"best point: design point {int(design_top[winner - len(heavy)])} of the "
+                     f"waves (loss {losses[winner]:.4g}; best ensemble member "
+                     f"{losses[:len(heavy)].min():.4g}) joins the ensemble as one draw")
         best_x = problem.to_values(unit[best])
         # checks by simulation: the best point on fresh replicates, and the ensemble
         check_seeds = np.random.SeedSequence(config.seed + 1).spawn(CHECK_REPLICATES)
@@ -621,7 +636,7 @@ class _Pipeline:
         emulator_coverage = float(np.mean(np.abs(z) <= 1.96))
         return {"posterior": posterior, "ensemble": ensemble, "best": best, "best_x": best_x,
                 "best_runs": best_runs, "draw_runs": draw_runs, "chosen": chosen,
-                "member_losses": dict(zip(map(int, heavy), map(float, losses))),
+                "member_losses": member_losses,
                 "emulator_coverage": emulator_coverage, "error_model": model,
                 "discrepancy": self.discrepancy}
 
@@ -672,9 +687,13 @@ def calibrate(config: CalibrationConfig, *, workers: int | None = None,
         wall = time.perf_counter() - clock
         result = _write_outputs(partial, final.name, config, problem, found, started, wall,
                                 identity)
-        for leftover in partial.glob("wave_*.npz"):
-            leftover.unlink()
-        (partial / "checkpoint.json").unlink()
+        # the waves' runs stay (waves/): with them the steps after the runs can be redone
+        # by `mpsim calibrate --resume` on a copy, without running the model again
+        kept = partial / "waves"
+        kept.mkdir()
+        for wave_file in partial.glob("wave_*.npz"):
+            os.replace(wave_file, kept / wave_file.name)
+        os.replace(partial / "checkpoint.json", kept / "checkpoint.json")
         if lock is not None:
             os.close(lock)
             lock = None
@@ -773,7 +792,8 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, problem
         "start_parameters": resolve(objective.base),
         "within_15pct": within, "in_posterior_90pct": held,
         "model_runs": int(len(posterior.x) * config.replicates
-                    + config.best_candidates * config.replicates + CHECK_REPLICATES
+                    + (config.best_candidates + max(1, config.best_candidates // 2))
+                    * config.replicates + CHECK_REPLICATES
                     + config.check_draws),
         "git": git_commit(), "versions": versions(), "command": sys.argv,
         "started_utc": started.isoformat(timespec="seconds"), "wall_seconds": round(wall, 1)})

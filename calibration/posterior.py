@@ -310,3 +310,18 @@ def systematic(weights: np.ndarray, count: int, rng: np.random.Generator) -> np.
     edges = np.cumsum(weights)
     edges[-1] = 1.0
     return np.searchsorted(edges, positions, side="right")
+
+
+def resample_members(samples: np.ndarray, weights: np.ndarray, count: int,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``count`` members from weighted ``samples``: the indices of the distinct
+    parameter sets drawn and how many draws each got.
+
+    Systematic resampling of the draws in a random order: a chain's draws are stored
+    step by step across its walkers, and evenly spaced picks in that order would
+    follow one walker. A chain repeats a rejected position, so repeats are merged."""
+    order = rng.permutation(len(samples))
+    picks = order[systematic(weights[order], count, rng)]
+    _, first, inverse = np.unique(samples[picks], axis=0, return_index=True,
+                                  return_inverse=True)
+    return picks[first], np.bincount(inverse.ravel())

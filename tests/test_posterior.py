@@ -10,7 +10,8 @@ from calibration.data import Target
 from calibration.emulator import Emulator
 from calibration.likelihood import (OBSERVATION_SD, ErrorModel, fit_discrepancy,
                                     kth_largest, observation_var, to_scale)
-from calibration.posterior import Settings, history_match, sample, systematic
+from calibration.posterior import (Settings, history_match, resample_members, sample,
+                                  systematic)
 
 
 def target(value, kind="exact", weight=1.0, unit="million_users"):
@@ -74,6 +75,33 @@ def test_systematic_resampling_keeps_the_weights():
     assert np.bincount(picks, minlength=3) / 1000 == pytest.approx(w, abs=0.002)
 
 
+def test_members_are_drawn_across_every_walker_of_a_chain():
+    """A chain stored step by step across 64 walkers, each walker at its own place:
+    1,000 members resampled from 128,000 draws come from all the walkers about
+    equally (evenly spaced picks in storage order would all come from one or two)."""
+    walkers, steps = 64, 2000
+    chain = np.tile(np.arange(walkers, dtype=float), (steps, 1))  # steps x walkers
+    chain = chain[..., None] + np.arange(steps)[:, None, None] * 1e-6  # distinct draws
+    samples = chain.reshape(-1, 1)
+    members, counts = resample_members(samples, np.full(len(samples), 1 / len(samples)),
+                                       1000, np.random.default_rng(0))
+    assert counts.sum() == 1000
+    per_walker = np.bincount(np.rint(samples[members, 0]).astype(int), weights=counts,
+                             minlength=walkers)
+    assert (per_walker > 0).all()
+    assert per_walker.max() < 3 * 1000 / walkers
+
+
+def test_repeated_draws_merge_into_one_weighted_member():
+    samples = np.repeat(np.array([[0.1], [0.2], [0.3]]), [500, 300, 200], axis=0)
+    members, counts = resample_members(samples, np.full(1000, 1e-3), 10_000,
+                                       np.random.default_rng(1))
+    assert len(members) == 3
+    # in a random order the counts are no longer exact, but close (multinomial sd ~46)
+    assert dict(zip(samples[members, 0], counts)) == pytest.approx(
+        {0.1: 5000, 0.2: 3000, 0.3: 2000}, abs=150)
+
+
 @pytest.mark.slow
 def test_the_sampler_matches_the_exact_posterior_of_a_known_model():
     """A 4-parameter model whose outputs are known in closed form: the ensemble's mean
@@ -109,3 +137,11 @@ def test_the_sampler_matches_the_exact_posterior_of_a_known_model():
     # within a fifth of the posterior sd for the mean, 15% for the sd
     assert (np.abs(mean - ref_mean) < 0.2 * ref_sd).all()
     assert sd == pytest.approx(ref_sd, rel=0.15)
+    # the ensemble resampled from the chain, as the calibration ships it, too
+    members, counts = resample_members(post.samples, w, 1000, np.random.default_rng(6))
+    cw = counts / counts.sum()
+    ens = post.samples[members]
+    ens_mean = cw @ ens
+    assert len(members) > 500
+    assert (np.abs(ens_mean - ref_mean) < 0.25 * ref_sd).all()
+    assert np.sqrt(cw @ (ens - ens_mean) ** 2) == pytest.approx(ref_sd, rel=0.2)
