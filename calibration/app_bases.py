@@ -36,6 +36,7 @@ meet it.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -102,8 +103,10 @@ def _fit_curve(years, values, weights, start, low, high, fixed: dict[int, float]
             out = np.concatenate([out, np.sqrt(lower[2]) * np.minimum(short, 0.0)])
         return out
 
-    result = least_squares(residuals, np.asarray(start)[free], bounds=(
-        np.asarray(low)[free], np.asarray(high)[free]))
+    low, high = np.asarray(low, float)[free], np.asarray(high, float)[free]
+    low = np.minimum(low, high * (1 - 1e-9))  # a ceiling floor above the population
+    x0 = np.clip(np.asarray(start, float)[free], low, high)
+    result = least_squares(residuals, x0, bounds=(low, high))
     return curve(result.x)
 
 
@@ -149,6 +152,61 @@ def fit(targets: Sequence[Target], params: Mapping[str, Any] | None = None) -> d
                           merged["apps.alipay_midpoint_year"], merged["apps.alipay_scale_years"])
         ratio = float(np.exp(np.average(np.log(values / curve), weights=weights)))
         out["apps.alipay_monthly_share"] = min(ratio, 1.0)
+    return out
+
+
+def draws(targets: Sequence[Target], params: Mapping[str, Any] | None, count: int,
+          rng: np.random.Generator) -> list[dict[str, float]]:
+    r"""``count`` draws of the app curves by parametric bootstrap (the standard one for
+    nonlinear least squares): each exact app figure *k* is moved to the fitted curve at
+    its date times :math:`e^{\varepsilon_k}`, :math:`\varepsilon_k \sim
+    N(0, \hat s_p^2 / w_k)`, and the curves are fitted again. :math:`\hat s_p^2 =
+    \sum_k w_k r_k^2 / (n_p - q_p)` is platform *p*'s weighted residual variance about
+    its fitted curve (*r* on the log scale, *q* the parameters fitted): the scatter of
+    the figures themselves says how precise they are (about 1-2% for the app
+    figures, far below the 10% a tier-B figure is given in the likelihood). Lower
+    bounds stay as reported. The spread of the draws is how much the app figures pin
+    the curves down; the ensemble gives each member one draw, so its runs carry the
+    curves' uncertainty."""
+    from model.params import resolve
+
+    params = dict(params or {})
+    centre = {**params, **fit(targets, params)}
+    resolved = resolve(centre)
+    apps = [t for t in targets if t.series in APP_SERIES and t.kind == "exact"]
+    # the fitted curve's value at each app figure, in the figure's unit
+    from model.model import app_curve as curve
+
+    def fitted_value(t: Target) -> float:
+        y = decimal_year(t.date)
+        if t.platform == "wechat":
+            accounts = curve(np.array([y]), resolved["apps.wechat_ceiling_accounts_millions"],
+                             resolved["apps.wechat_midpoint_year"],
+                             resolved["apps.wechat_scale_years"],
+                             resolved["apps.wechat_growth_per_year"])[0]
+            per_person = resolved["apps.wechat_accounts_per_person"]
+            return float(accounts if t.unit == ACCOUNTS_UNIT else accounts / per_person)
+        users = curve(np.array([y]), resolved["apps.alipay_ceiling_millions"],
+                      resolved["apps.alipay_midpoint_year"], resolved["apps.alipay_scale_years"])[0]
+        share = resolved["apps.alipay_monthly_share"] if t.series == "app_mau" else 1.0
+        return float(users * share)
+
+    centres = np.array([fitted_value(t) for t in apps])
+    weights = np.maximum([t.weight for t in apps], 1e-6)
+    residuals = np.log([t.value for t in apps]) - np.log(centres)
+    sd = np.zeros(len(apps))
+    for platform, fitted in (("wechat", 4), ("alipay", 3 + 1)):  # + Alipay's monthly share
+        mine = np.array([t.platform == platform for t in apps])
+        if mine.sum() > fitted:
+            scale = np.sum(weights[mine] * residuals[mine] ** 2) / (mine.sum() - fitted)
+            sd[mine] = np.sqrt(scale / weights[mine])
+    out = []
+    for _ in range(count):
+        moved = centres * np.exp(rng.normal(0.0, sd))
+        replaced = {id(t): v for t, v in zip(apps, moved)}
+        perturbed = [dataclasses.replace(t, value=float(replaced[id(t)])) if id(t) in replaced
+                     else t for t in targets]
+        out.append(fit(perturbed, params))
     return out
 
 

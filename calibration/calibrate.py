@@ -8,7 +8,10 @@ The pipeline, in the order it runs:
    :mod:`calibration.data`; rows the model cannot use are listed with why.
 2. **App user bases.** :func:`calibration.app_bases.fit` fits the WeChat and Alipay
    app curves to the app figures among the targets; those parameters are then held
-   fixed, and the fit table marks the app rows as set by the app curves.
+   fixed in the search, and the fit table marks the app rows as set by the app curves.
+   Each ensemble member then gets its own draw of the curves
+   (:func:`calibration.app_bases.draws`, a parametric bootstrap), so the ensemble's
+   runs carry how little or much the app figures pin the curves down.
 3. **History matching** (:mod:`calibration.posterior`): ``waves`` waves of
    ``budget / waves`` parameter points each, every point run with the same
    ``replicates`` seeds (common random numbers); after each wave a Gaussian-process
@@ -422,7 +425,7 @@ def posterior_fit(fit: pd.DataFrame, draws: np.ndarray, targets: list[Target],
         else:
             held.append(bool(p05[k] <= t.value <= p95[k]))
     fit["in_90pct"] = held
-    fit["set_by"] = ["app curves (calibration.app_bases), not the ensemble"
+    fit["set_by"] = ["app curves (calibration.app_bases), not the search"
                      if t.series in app_series else "ensemble" for t in targets]
     return fit
 
@@ -621,19 +624,34 @@ class _Pipeline:
                      f"waves (loss {losses[winner]:.4g}; best ensemble member "
                      f"{losses[:len(heavy)].min():.4g}) joins the ensemble as one draw")
         best_x = problem.to_values(unit[best])
+        # the app curves: one parametric-bootstrap draw per member, the best point keeps
+        # the fit itself (calibration.app_bases.draws)
+        app_names = list(problem.app)
+        app_values = np.empty((len(unit), 0))
+        if app_names:
+            drawn = app_bases.draws(self.targets, resolve(objective.base), len(unit),
+                                    np.random.default_rng([config.seed, 19]))
+            app_values = np.array([[d.get(n, problem.app[n]) for n in app_names]
+                                   for d in drawn])
+            app_values[best] = [problem.app[n] for n in app_names]
         # checks by simulation: the best point on fresh replicates, and the ensemble
         check_seeds = np.random.SeedSequence(config.seed + 1).spawn(CHECK_REPLICATES)
         best_runs = self.runs([(objective, best_x, s) for s in check_seeds], "fit check")
-        ensemble = Ensemble(tuple(problem.names), problem.to_values(unit), weights,
+        ensemble = Ensemble(tuple(problem.names + app_names),
+                            np.column_stack([problem.to_values(unit), app_values]), weights,
                             np.arange(len(unit)), best, "calibration")
         chosen = ensemble.draw(config.check_draws, config.seed)
         draw_seeds = np.random.SeedSequence(config.seed + 2).spawn(config.check_draws)
-        draw_runs = self.runs([(objective, ensemble.values[i], s)
+        with_apps = Objective(objective.base, list(ensemble.names), objective.targets,
+                              objective.run, objective.seeds)
+        draw_runs = self.runs([(with_apps, ensemble.values[i], s)
                                for i, s in zip(chosen, draw_seeds)], "posterior check")
-        # how often the emulator's 95% interval held what the model then produced
+        # how often the emulator's 95% interval held what the model then produced (on
+        # the figures the search fits: the emulator holds the app curves at their fit)
         mean, var = posterior.emulator.predict(unit[chosen])
         z = (to_scale(draw_runs, self.targets) - mean) / np.sqrt(var + posterior.replicate_var)
-        emulator_coverage = float(np.mean(np.abs(z) <= 1.96))
+        searched = [t.series not in app_bases.APP_SERIES for t in self.targets]
+        emulator_coverage = float(np.mean(np.abs(z[:, searched]) <= 1.96))
         return {"posterior": posterior, "ensemble": ensemble, "best": best, "best_x": best_x,
                 "best_runs": best_runs, "draw_runs": draw_runs, "chosen": chosen,
                 "member_losses": member_losses,
@@ -744,16 +762,15 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, problem
                         app_bases.APP_SERIES if app else ())
     fit.to_csv(folder / "fit_table.csv", index=False, float_format="%.6g")
     best_loss = loss(found["best_runs"], targets)
-    # ensemble.csv: the free parameters, then the app curves' fixed values
-    app_names = list(app)
-    values = np.column_stack([ensemble.values,
-                              np.tile([app[n] for n in app_names], (len(ensemble), 1))])
+    # ensemble.csv: the free parameters, then each member's draw of the app curves
+    values = ensemble.values
     member_loss = np.full(len(ensemble), np.nan)
     for i, value in found["member_losses"].items():
         member_loss[i] = value
-    write_ensemble(folder / "ensemble.csv", names + app_names, values, ensemble.weights,
+    write_ensemble(folder / "ensemble.csv", list(ensemble.names), values, ensemble.weights,
                    best=found["best"], losses=member_loss)
-    table = posterior_table(names, problem.bounds, ensemble.values, ensemble.weights, best_x)
+    table = posterior_table(names, problem.bounds, ensemble.values[:, :len(names)],
+                            ensemble.weights, best_x)
     table.to_csv(folder / "posterior.csv", index=False, float_format="%.6g")
     samples = problem.to_values(posterior.samples)
     pd.DataFrame([r.as_dict() for r in posterior.records]).to_csv(folder / "waves.csv",

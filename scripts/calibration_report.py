@@ -303,15 +303,19 @@ def how_it_was_run(cal: dict[str, Any]) -> list[str]:
         f"`{str(git.get('commit', '?'))[:12]}`{' (with uncommitted changes)' if git.get('dirty') else ''}.",
         "",
         "The method, in short: the WeChat and Alipay app curves are fitted to the app "
-        "figures first and held fixed (`calibration/app_bases.py`). History matching "
+        "figures first and held fixed in the search (`calibration/app_bases.py`); each "
+        "ensemble member then gets its own draw of them (a parametric bootstrap). "
+        "History matching "
         "then runs the model in waves; after each wave a Gaussian-process emulator of "
         "the model's outputs (`calibration/emulator.py`) is fitted to every run so far, "
         "and the parameter points whose implausibility (`calibration/likelihood.py`) "
         f"exceeds {num(c.get('cutoff'))} are ruled out. Inside what is left, MCMC "
         "on the emulator (emcee, `calibration/posterior.py`) draws "
         f"the posterior, resampled to an ensemble of at most {c.get('ensemble_size')} "
-        "members; the best point is the member with the lowest loss on the search's "
-        f"seeds among the {c.get('best_candidates')} the emulator rates highest, and both are checked by "
+        "members; the best point is the lowest loss on the search's seeds among the "
+        f"{c.get('best_candidates')} members the emulator rates highest and the "
+        f"{max(1, int(c.get('best_candidates') or 0) // 2)} design points the "
+        "simulations rate highest, and both are checked by "
         "simulation, not by the emulator (`calibration/calibrate.py`). The modules' "
         "docstrings say why this method and give the formulas.",
         ""]
@@ -462,8 +466,9 @@ def fit_section(cal: dict[str, Any]) -> list[str]:
              "(for a lower bound, not below it). Ensemble: one fresh run for each of the "
              "ensemble draws checked; inside 90% means the figure lies in their 5-95% "
              "range. Rows set by the app curves (`calibration/app_bases.py`) are fitted "
-             "before the ensemble and held fixed in it, so their ensemble interval is "
-             "replicate noise alone. Tiers are "
+             "before the search and held fixed in it; each ensemble member carries its "
+             "own bootstrap draw of the curves, so their ensemble interval is the "
+             "curves' uncertainty and replicate noise. Tiers are "
              + ("the data file's `tier` column" if from_data else
                 "the data file's `tier` column where it is found, else the tier of the "
                 "weight (S 4, A 2, B 1, C 0.5 or 0.25)")

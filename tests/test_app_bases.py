@@ -63,3 +63,35 @@ def test_alipay_monthly_share_is_the_ratio_of_monthly_to_all_users():
                           value=0.7 * curve, unit="million_users", label="mau"))
     fitted = app_bases.fit(targets)
     assert fitted["apps.alipay_monthly_share"] == pytest.approx(0.7, rel=0.01)
+
+
+def _wechat_curve_at(params, year):
+    return float(app_curve(year, params["apps.wechat_ceiling_accounts_millions"],
+                           params["apps.wechat_midpoint_year"], params["apps.wechat_scale_years"],
+                           params["apps.wechat_growth_per_year"]))
+
+
+def test_curve_draws_spread_as_much_as_fits_to_fresh_data_would():
+    """Figures scattered about a known curve by 3% on the log scale: the bootstrap draws
+    of one data set spread the curve (in 2020, past the last figure but one) about as
+    much as fits to 200 fresh data sets do, and are centred within that spread of the
+    truth. Exactly fitting figures give draws with no spread at all."""
+    truth = (1100.0, 2015.0, 1.3, 0.04)
+    years = np.arange(2013.5, 2020.5, 0.5)
+    exact = _targets("wechat", "app_mau", truth, years, unit="million_accounts")
+    at = 2020.25
+    rng = np.random.default_rng(4)
+
+    def noisy():
+        return [Target(**{**t.__dict__, "value": t.value * float(np.exp(rng.normal(0, 0.03)))})
+                for t in exact]
+
+    fresh = [np.log(_wechat_curve_at(app_bases.fit(noisy()), at)) for _ in range(200)]
+    one = noisy()
+    boot = [np.log(_wechat_curve_at(d, at))
+            for d in app_bases.draws(one, {}, 300, np.random.default_rng(5))]
+    assert np.std(boot) == pytest.approx(np.std(fresh), rel=0.4)
+    assert abs(np.mean(boot) - np.log(app_curve(at, *truth))) < 3 * np.std(fresh)
+    flat = app_bases.draws(exact, {}, 20, np.random.default_rng(6))
+    spread = np.std([_wechat_curve_at(d, at) for d in flat])
+    assert spread < 1e-3 * app_curve(at, *truth)
