@@ -126,7 +126,7 @@ class CalibrationConfig:
     cutoff: float = 3.0
     discrepancy: float = 0.05
     walkers: int = 64
-    steps: int = 4000
+    steps: int = 8000
     ensemble_size: int = 1000
     check_draws: int = 200
     best_candidates: int = 20

@@ -49,7 +49,7 @@ class Settings:
     candidates: int = 10_000
     cutoff: float = 3.0
     walkers: int = 64
-    steps: int = 4000
+    steps: int = 8000
     seed: int = 1
 
 
