@@ -155,6 +155,18 @@ def fit(targets: Sequence[Target], params: Mapping[str, Any] | None = None) -> d
     return out
 
 
+def _fitted_count(apps: Sequence[Target], platform: str) -> int:
+    """How many curve parameters :func:`fit` fits to ``platform``'s exact app figures."""
+    if platform == "wechat":
+        return 4
+    users = [t for t in apps if t.platform == "alipay" and t.series != "app_mau"]
+    years = [decimal_year(t.date) for t in users]
+    pinned = (len(users) >= MIN_POINTS_FOR_CEILING
+              and max(years) - min(years) >= MIN_YEARS_FOR_CEILING)
+    share = any(t.platform == "alipay" and t.series == "app_mau" for t in apps)
+    return (3 if pinned else 2) + int(share)
+
+
 def draws(targets: Sequence[Target], params: Mapping[str, Any] | None, count: int,
           rng: np.random.Generator) -> list[dict[str, float]]:
     r"""``count`` draws of the app curves by parametric bootstrap (the standard one for
@@ -164,11 +176,16 @@ def draws(targets: Sequence[Target], params: Mapping[str, Any] | None, count: in
     \sum_k w_k r_k^2 / (n_p - q_p)` is platform *p*'s weighted residual variance about
     its fitted curve (*r* on the log scale, *q* the parameters fitted): the scatter of
     the figures themselves says how precise they are (about 1-2% for the app
-    figures, far below the 10% a tier-B figure is given in the likelihood). Lower
-    bounds stay as reported. The spread of the draws is how much the app figures pin
+    figures, far below the 10% a tier-B figure is given in the likelihood); where a
+    platform has no more figures than parameters, the likelihood's stated error
+    (:data:`calibration.likelihood.OBSERVATION_SD` over the root of the weight). Lower
+    bounds stay as reported. Near a bound of the fit (Alipay's ceiling at the
+    population) the draws' mean sits off the fit, as a bootstrap's does. The spread of the draws is how much the app figures pin
     the curves down; the ensemble gives each member one draw, so its runs carry the
     curves' uncertainty."""
-    from model.params import resolve
+    from model.params import PLATFORMS, resolve
+
+    from .likelihood import OBSERVATION_SD
 
     params = dict(params or {})
     centre = {**params, **fit(targets, params)}
@@ -194,9 +211,11 @@ def draws(targets: Sequence[Target], params: Mapping[str, Any] | None, count: in
     centres = np.array([fitted_value(t) for t in apps])
     weights = np.maximum([t.weight for t in apps], 1e-6)
     residuals = np.log([t.value for t in apps]) - np.log(centres)
-    sd = np.zeros(len(apps))
-    for platform, fitted in (("wechat", 4), ("alipay", 3 + 1)):  # + Alipay's monthly share
-        mine = np.array([t.platform == platform for t in apps])
+    # the stated observation error where a platform has too few figures to estimate it
+    sd = OBSERVATION_SD / np.sqrt(weights)
+    for platform in PLATFORMS:
+        mine = np.array([t.platform == platform for t in apps], dtype=bool)
+        fitted = _fitted_count(apps, platform)
         if mine.sum() > fitted:
             scale = np.sum(weights[mine] * residuals[mine] ** 2) / (mine.sum() - fitted)
             sd[mine] = np.sqrt(scale / weights[mine])

@@ -651,7 +651,8 @@ class _Pipeline:
         mean, var = posterior.emulator.predict(unit[chosen])
         z = (to_scale(draw_runs, self.targets) - mean) / np.sqrt(var + posterior.replicate_var)
         searched = [t.series not in app_bases.APP_SERIES for t in self.targets]
-        emulator_coverage = float(np.mean(np.abs(z[:, searched]) <= 1.96))
+        emulator_coverage = (float(np.mean(np.abs(z[:, searched]) <= 1.96)) if any(searched)
+                             else float(np.mean(np.abs(z) <= 1.96)))
         return {"posterior": posterior, "ensemble": ensemble, "best": best, "best_x": best_x,
                 "best_runs": best_runs, "draw_runs": draw_runs, "chosen": chosen,
                 "member_losses": member_losses,
@@ -705,17 +706,17 @@ def calibrate(config: CalibrationConfig, *, workers: int | None = None,
         wall = time.perf_counter() - clock
         result = _write_outputs(partial, final.name, config, problem, found, started, wall,
                                 identity)
-        # the waves' runs stay (waves/): with them the steps after the runs can be redone
-        # by `mpsim calibrate --resume` on a copy, without running the model again
-        kept = partial / "waves"
-        kept.mkdir()
-        for wave_file in partial.glob("wave_*.npz"):
-            os.replace(wave_file, kept / wave_file.name)
-        os.replace(partial / "checkpoint.json", kept / "checkpoint.json")
         if lock is not None:
             os.close(lock)
             lock = None
         os.rename(partial, final)
+        # the waves' runs and the checkpoint note stay, in waves/: copied into a folder
+        # `.<id>.partial` beside it, `mpsim calibrate --resume <id>` redoes the steps after
+        # the runs (emulators, sampling, checks) without running the waves again
+        kept = final / "waves"
+        kept.mkdir(exist_ok=True)
+        for name in [f.name for f in final.glob("wave_*.npz")] + ["checkpoint.json"]:
+            os.replace(final / name, kept / name)
     except KeyboardInterrupt as exc:
         what = ("interrupted" if getattr(exc, "signum", signal.SIGINT) == signal.SIGINT
                 else f"stopped by {signal.Signals(exc.signum).name}")

@@ -174,7 +174,9 @@ def read_calibration(folder: Path) -> dict[str, Any]:
     distinct = None
     if (folder / "ensemble.csv").is_file():  # repeated members: a chain that did not move
         members = pd.read_csv(folder / "ensemble.csv")
-        names = [c for c in members.columns if c not in ("member", "weight", "best", "loss")]
+        names = [c for c in members.columns if c not in ("member", "weight", "best", "loss")
+                 and c in manifest.get("config", {}).get("free", {})] or [
+            c for c in members.columns if c not in ("member", "weight", "best", "loss")]
         distinct = len(members[names].drop_duplicates())
     return {"folder": folder, "manifest": manifest, "fit": with_tiers(fit, manifest),
             "posterior": posterior, "distinct_members": distinct}

@@ -4,6 +4,7 @@ import datetime as dt
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -221,6 +222,19 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_calibration(tmp_path, 
     assert resumed.best == whole.best
     with pytest.raises(MpsimError, match="already finished"):
         cal.calibrate(config, workers=1, out=out, resume=run_id, progress=False)
+    # a finished calibration keeps its waves: copied into a .partial folder, they redo
+    # the steps after the runs, to the same ensemble, without running the waves again
+    kept = whole.path / "waves"
+    assert sorted(f.name for f in kept.iterdir()) == ["checkpoint.json", "wave_1.npz",
+                                                      "wave_2.npz"]
+    assert not list(whole.path.glob("wave_*.npz"))
+    redo = tmp_path / "redo" / "calibration" / ".again.partial"
+    shutil.copytree(kept, redo)
+    monkeypatch.setattr(cal._Pipeline, "simulate_unit", None)  # no wave may run again
+    again = cal.calibrate(config, workers=1, out=tmp_path / "redo", resume="again",
+                          progress=False)
+    assert (again.path / "ensemble.csv").read_bytes() == \
+        (whole.path / "ensemble.csv").read_bytes()
 
 
 @pytest.mark.slow
