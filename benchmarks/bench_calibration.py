@@ -22,8 +22,8 @@ predict, and from them an estimate of the calibration's wall time.
    with a noise floor, built so that the fit keeps ``MAX_COMPONENTS`` components, the
    most a fit can cost.
 3. **Estimate** of the calibration file's wall time at each worker count:
-   its runs (``waves x budget/waves`` points x ``replicates``, plus ``best_candidates x
-   replicates`` for the best point, ``CHECK_REPLICATES`` for its fit and
+   its runs (``waves x budget/waves`` points x ``replicates``, plus ``(best_candidates +
+   best_candidates / 2) x replicates`` for the best point (members and design points), ``CHECK_REPLICATES`` for its fit and
    ``check_draws`` for the posterior check) at the measured rate, and the best point
    once more per replicate for the fit plots, in the main process (at the 1-worker
    rate when it was measured); one emulator fit per
@@ -121,7 +121,8 @@ def estimate(config, runs_rate: float, emulator: dict | None,
     settings = config.settings()
     points = settings.waves * settings.wave_size
     runs = {"waves": points * config.replicates,
-            "best point": config.best_candidates * config.replicates,
+            "best point": (config.best_candidates + max(1, config.best_candidates // 2))
+            * config.replicates,
             "fit check": CHECK_REPLICATES, "posterior check": config.check_draws}
     plots = config.replicates  # the best point again, in process, for the fit plots
     out = {"runs": sum(runs.values()) + plots,

@@ -126,6 +126,10 @@ class WorkerPool(ProcessPoolExecutor):
                 process.terminate()
 
 
+#: How long to wait for a Dask scheduler before saying it cannot be reached.
+CONNECT_TIMEOUT = "10s"
+
+
 def _dask_client(dask_address: str, where: str):
     try:
         from distributed import Client
@@ -133,7 +137,7 @@ def _dask_client(dask_address: str, where: str):
         raise MpsimError(f"{where}: the Dask scheduler needs the 'distributed' "
                          "package; install it with: pip install 'mpsim[dask]'") from None
     try:
-        return Client(dask_address, timeout="10s")
+        return Client(dask_address, timeout=CONNECT_TIMEOUT)
     except (ValueError, TypeError) as exc:  # a malformed address
         raise MpsimError(f"{where}: not a Dask scheduler address ({exc}); expected "
                          "one like tcp://HOST:8786") from None

@@ -87,7 +87,10 @@ def test_the_environment_variable_selects_the_cluster(cluster, monkeypatch):
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(monkeypatch):
+    from model import executor as executors
     from model.errors import MpsimError
+
+    monkeypatch.setattr(executors, "CONNECT_TIMEOUT", "2s")  # the message, not the wait
 
     with pytest.raises(MpsimError, match="--dask tcp://127.0.0.1:1: cannot reach the Dask"):
         with executor(dask_address="tcp://127.0.0.1:1"):
