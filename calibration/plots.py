@@ -71,6 +71,8 @@ def plot_fit(folder: Path, frames: list[pd.DataFrame], fit: pd.DataFrame, run_id
                               rows_["posterior_p95"] - rows_["posterior_p50"]],
                         fmt="o", ms=3, color="#555555", capsize=3, zorder=6,
                         label="ensemble median, 90%")
+        if spec.read == "yoy_annual_mean" and len(dates):  # points only: a year each side
+            ax.set_xlim(dates.min() - pd.Timedelta(days=365), dates.max() + pd.Timedelta(days=365))
         style_series_axes(ax, platform, series, rows_["unit"].iloc[0] if len(rows_) else "")
         ax.legend(fontsize=6, loc="upper left")
     for ax in list(axes.flat)[len(groups):]:
