@@ -244,7 +244,7 @@ def plot_daily(frames, info, reported, path):
 def plot_merchants(frames, info, reported, path):
     fig, ax = plt.subplots(figsize=(12.5, 5.5))
     _platform_panel(ax, frames, info, reported, "mini_programs_count", "mini_programs_count",
-                    "million mini programs", "Merchants with a mini program")
+                    "million mini programs", "Mini programs published")
     _footer(fig, info)
     return _save(fig, path)
 
@@ -320,7 +320,7 @@ def plot_overview(frames, info, reported, path):
     _clip_peaks(axes[0, 1], frames, ("wechat.miniprogram_dau", "alipay.miniprogram_dau"),
                 reported, ("miniprogram_dau", "miniprogram_dau_peak"), _dau_top(frames))
     _platform_panel(axes[1, 0], frames, info, reported, "mini_programs_count",
-                    "mini_programs_count", "million mini programs", "Merchants with a mini program",
+                    "mini_programs_count", "million mini programs", "Mini programs published",
                     legend_loc=None)
     ax = axes[1, 1]
     for pl in ("wechat", "alipay"):
