@@ -26,6 +26,7 @@ half from a Student-t (5 degrees of freedom) around the survivors of the wave be
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -281,7 +282,16 @@ def sample(posterior: Posterior, error_model: ErrorModel, settings: Settings, *,
     sampler.run_mcmc(start, settings.steps, progress=False)
     burn = settings.steps // 2
     chain = sampler.get_chain(discard=burn)  # steps x walkers x dims
-    tau = emcee.autocorr.integrated_time(chain, quiet=True)
+    # emcee warns through logging when the chain is under 50 autocorrelation times; the
+    # calibration says so itself, in its own line and in the manifest
+    autocorr_log = logging.getLogger("emcee.autocorr")
+    level = autocorr_log.level
+    autocorr_log.setLevel(logging.ERROR)
+    try:
+        tau = emcee.autocorr.integrated_time(chain, quiet=True)
+    finally:
+        autocorr_log.setLevel(level)
+    lengths = chain.shape[0] / max(float(np.max(tau)), 1.0)
     kept = chain.shape[0] * chain.shape[1]
     # A walker that rejects every proposal repeats its position, and the autocorrelation
     # estimate of a short chain can miss it: the effective size is never more than the
@@ -294,13 +304,17 @@ def sample(posterior: Posterior, error_model: ErrorModel, settings: Settings, *,
     posterior.effective = effective
     posterior.rounds = [{"walkers": walkers, "steps": settings.steps, "burn_in": burn,
                          "kept_draws": kept, "max_autocorrelation_steps": round(float(np.max(tau)), 1),
+                         "kept_chain_in_autocorrelation_times": round(lengths, 1),
                          "acceptance": round(float(np.mean(sampler.acceptance_fraction)), 3),
                          "distinct_draws": int(distinct),
                          "held_to_every_wave": bool(guards),
                          "effective_size": round(effective, 1)}]
     say(f"MCMC on the emulator: {walkers} walkers x {settings.steps} steps; acceptance "
         f"{np.mean(sampler.acceptance_fraction):.2f}; autocorrelation {np.max(tau):.0f} steps; "
-        f"effective size {effective:.0f}")
+        f"effective size {effective:.0f}"
+        + ("" if lengths >= 50 else
+           f" (rough: the kept chain is {lengths:.0f} autocorrelation times long, and "
+           "emcee's estimate is trusted from 50)"))
     return posterior
 
 
