@@ -699,13 +699,14 @@ def calibrate(config: CalibrationConfig, *, workers: int | None = None,
         raise MpsimError(f"--resume {resume}: calibration {partial} is being written by "
                          "another process; wait for it or stop it first") from None
     clock = time.perf_counter()
+    commit = git_commit()  # the code as it was when the calibration started
     try:
         _checkpoint_note(partial, config, identity)
         with executors.executor(workers, dask_address) as pool:
             found = _Pipeline(problem, config, pool, partial, progress).run()
         wall = time.perf_counter() - clock
         result = _write_outputs(partial, final.name, config, problem, found, started, wall,
-                                identity)
+                                identity, commit)
         if lock is not None:
             os.close(lock)
             lock = None
@@ -749,7 +750,7 @@ def _write_json(path: Path, data: Any) -> None:
 
 def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, problem: Problem,
                    found: dict[str, Any], started: dt.datetime, wall: float,
-                   identity: str) -> CalibrationResult:
+                   identity: str, commit: dict[str, Any] | None = None) -> CalibrationResult:
     from .plots import plot_calibration
 
     objective, targets, names = problem.objective, problem.objective.targets, problem.names
@@ -813,7 +814,8 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, problem
                     + (config.best_candidates + max(1, config.best_candidates // 2))
                     * config.replicates + CHECK_REPLICATES
                     + config.check_draws),
-        "git": git_commit(), "versions": versions(), "command": sys.argv,
+        "git": commit if commit is not None else git_commit(), "versions": versions(),
+        "command": sys.argv,
         "started_utc": started.isoformat(timespec="seconds"), "wall_seconds": round(wall, 1)})
     frames = [simulate(objective.params(best_x), agents=config.agents,
                        merchant_agents=config.merchant_agents, start=objective.run["start"],

@@ -414,6 +414,14 @@ def sampling_section(cal: dict[str, Any]) -> list[str]:
                   "intervals below to be trusted; more steps are needed."]
     else:
         lines += ["", f"That is at least the target of {ESS_TARGET}."]
+    for r in m["sampler"]:
+        tau = float(r.get("max_autocorrelation_steps") or 0)
+        kept_steps = int(r.get("steps", 0)) - int(r.get("burn_in", 0))
+        if tau > 0 and kept_steps / tau < 50:
+            lines += ["", f"The estimate is rough: the kept chains are {kept_steps / tau:.0f} "
+                      "autocorrelation times long, and emcee trusts its estimate of the "
+                      "autocorrelation time from 50; a longer chain tends to find a longer "
+                      "time, and so a smaller effective size."]
     cov = float(m["emulator_coverage_95"])
     if cov < 0.9:
         verdict = ("under the nominal 95%: the emulator is overconfident, and the "
