@@ -304,6 +304,7 @@ def backtest(until: str | dt.date, *, data: list[str | Path] | None = None,
            "draws": draws, "replicates": replicates, "seed": seed}
     started = dt.datetime.now(dt.timezone.utc)
     clock = time.perf_counter()
+    commit = git_commit()  # the code as it was when the backtest started
     final = new_run_dir((out or RESULTS_DIR) / "backtest", started)
     outcome: dict[str, Any] = {}
 
@@ -378,7 +379,7 @@ def backtest(until: str | dt.date, *, data: list[str | Path] | None = None,
                                                        "coefficients": c.coefficients}
                                           for (p, s), c in f.fits.items()}}
                       for f in forecasters},
-            "files": recorded, "git": git_commit(), "versions": versions(),
+            "files": recorded, "git": commit, "versions": versions(),
             "command": sys.argv, "started_utc": started.isoformat(timespec="seconds"),
             "wall_seconds": round(time.perf_counter() - clock, 1)}
         (folder / "manifest.json").write_text(json.dumps(info, indent=2,
