@@ -135,8 +135,7 @@ def fit(targets: Sequence[Target], params: Mapping[str, Any] | None = None) -> d
     lower = _points(targets, "alipay", series, 1.0, in_accounts=False, kind="lower")
     if years.size >= 3:
         ceiling = _value(params, "apps.alipay_ceiling_millions")
-        pinned = (years.size >= MIN_POINTS_FOR_CEILING
-                  and years.max() - years.min() >= MIN_YEARS_FOR_CEILING)
+        pinned = _ceiling_pinned(years)
         fixed = {3: 0.0} if pinned else {0: ceiling, 3: 0.0}
         k, m, w, _ = _fit_curve(
             years, values, weights,
@@ -155,14 +154,18 @@ def fit(targets: Sequence[Target], params: Mapping[str, Any] | None = None) -> d
     return out
 
 
+def _ceiling_pinned(years: np.ndarray) -> bool:
+    """Whether Alipay figures at ``years`` are enough to fit its ceiling (:func:`fit`)."""
+    return bool(years.size >= MIN_POINTS_FOR_CEILING
+                and years.max() - years.min() >= MIN_YEARS_FOR_CEILING)
+
+
 def _fitted_count(apps: Sequence[Target], platform: str) -> int:
     """How many curve parameters :func:`fit` fits to ``platform``'s exact app figures."""
     if platform == "wechat":
         return 4
     users = [t for t in apps if t.platform == "alipay" and t.series != "app_mau"]
-    years = [decimal_year(t.date) for t in users]
-    pinned = (len(users) >= MIN_POINTS_FOR_CEILING
-              and max(years) - min(years) >= MIN_YEARS_FOR_CEILING)
+    pinned = _ceiling_pinned(np.array([decimal_year(t.date) for t in users]))
     share = any(t.platform == "alipay" and t.series == "app_mau" for t in apps)
     return (3 if pinned else 2) + int(share)
 
