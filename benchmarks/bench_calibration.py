@@ -121,7 +121,7 @@ def estimate(config, runs_rate: float, emulator: dict | None,
     settings = config.settings()
     points = settings.waves * settings.wave_size
     runs = {"waves": points * config.replicates,
-            "best point": (config.best_candidates + max(1, config.best_candidates // 2))
+            "best point": (config.best_candidates + config.design_candidates)
             * config.replicates,
             "fit check": CHECK_REPLICATES, "posterior check": config.check_draws}
     plots = config.replicates  # the best point again, in process, for the fit plots

@@ -46,9 +46,10 @@ from scipy.optimize import least_squares
 
 from model.calendar import decimal_year
 from model.model import app_curve
-from model.params import BY_NAME
+from model.params import BY_NAME, PLATFORMS, resolve
 
 from .data import ACCOUNTS_UNIT, Target
+from .likelihood import OBSERVATION_SD
 
 DEFAULT_DATA = Path(__file__).resolve().parent / "data" / "targets.csv"
 #: Fewer Alipay points than this, or a shorter span, cannot pin a ceiling.
@@ -183,30 +184,24 @@ def draws(targets: Sequence[Target], params: Mapping[str, Any] | None, count: in
     platform has no more figures than parameters, the likelihood's stated error
     (:data:`calibration.likelihood.OBSERVATION_SD` over the root of the weight). Lower
     bounds stay as reported. Near a bound of the fit (Alipay's ceiling at the
-    population) the draws' mean sits off the fit, as a bootstrap's does. The spread of the draws is how much the app figures pin
-    the curves down; the ensemble gives each member one draw, so its runs carry the
-    curves' uncertainty."""
-    from model.params import PLATFORMS, resolve
-
-    from .likelihood import OBSERVATION_SD
-
+    population) the draws' mean sits off the fit, as a bootstrap's does. The spread of
+    the draws is how much the app figures pin the curves down; the ensemble gives each
+    member one draw, so its runs carry the curves' uncertainty."""
     params = dict(params or {})
-    centre = {**params, **fit(targets, params)}
-    resolved = resolve(centre)
+    resolved = resolve({**params, **fit(targets, params)})
     apps = [t for t in targets if t.series in APP_SERIES and t.kind == "exact"]
-    # the fitted curve's value at each app figure, in the figure's unit
-    from model.model import app_curve as curve
 
     def fitted_value(t: Target) -> float:
+        """The fitted curve's value at the figure's date, in the figure's unit."""
         y = decimal_year(t.date)
         if t.platform == "wechat":
-            accounts = curve(np.array([y]), resolved["apps.wechat_ceiling_accounts_millions"],
+            accounts = app_curve(np.array([y]), resolved["apps.wechat_ceiling_accounts_millions"],
                              resolved["apps.wechat_midpoint_year"],
                              resolved["apps.wechat_scale_years"],
                              resolved["apps.wechat_growth_per_year"])[0]
             per_person = resolved["apps.wechat_accounts_per_person"]
             return float(accounts if t.unit == ACCOUNTS_UNIT else accounts / per_person)
-        users = curve(np.array([y]), resolved["apps.alipay_ceiling_millions"],
+        users = app_curve(np.array([y]), resolved["apps.alipay_ceiling_millions"],
                       resolved["apps.alipay_midpoint_year"], resolved["apps.alipay_scale_years"])[0]
         share = resolved["apps.alipay_monthly_share"] if t.series == "app_mau" else 1.0
         return float(users * share)

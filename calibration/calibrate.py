@@ -143,6 +143,11 @@ class CalibrationConfig:
                 "check_draws": self.check_draws, "best_candidates": self.best_candidates,
                 "free": {k: list(v) for k, v in self.free.items()}}
 
+    @property
+    def design_candidates(self) -> int:
+        """Design points of the waves run again as candidates for the best point."""
+        return max(1, self.best_candidates // 2)
+
     def settings(self) -> Settings:
         return Settings(waves=self.waves, wave_size=max(2, self.budget // self.waves),
                         candidates=self.candidates, cutoff=self.cutoff,
@@ -605,7 +610,7 @@ class _Pipeline:
         # ... and the design points the simulations themselves rate highest: the waves
         # ran them with the same seeds, and one of them is often closer than any draw
         design_ll = model.log_likelihood(posterior.outputs)
-        design_top = np.argsort(-design_ll)[:max(1, config.best_candidates // 2)]
+        design_top = np.argsort(-design_ll)[:config.design_candidates]
         candidates = np.vstack([unit[heavy], posterior.x[design_top]])
         tasks = [(objective, problem.to_values(u), s) for u in candidates for s in objective.seeds]
         sims = self.runs(tasks, "best point").reshape(len(candidates), len(objective.seeds), -1)
@@ -650,9 +655,9 @@ class _Pipeline:
         # the figures the search fits: the emulator holds the app curves at their fit)
         mean, var = posterior.emulator.predict(unit[chosen])
         z = (to_scale(draw_runs, self.targets) - mean) / np.sqrt(var + posterior.replicate_var)
-        searched = [t.series not in app_bases.APP_SERIES for t in self.targets]
-        emulator_coverage = (float(np.mean(np.abs(z[:, searched]) <= 1.96)) if any(searched)
-                             else float(np.mean(np.abs(z) <= 1.96)))
+        searched = np.array([t.series not in app_bases.APP_SERIES for t in self.targets])
+        emulator_coverage = float(np.mean(np.abs(z[:, searched if searched.any() else ...])
+                                          <= 1.96))
         return {"posterior": posterior, "ensemble": ensemble, "best": best, "best_x": best_x,
                 "best_runs": best_runs, "draw_runs": draw_runs, "chosen": chosen,
                 "member_losses": member_losses,
@@ -765,12 +770,11 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, problem
     fit.to_csv(folder / "fit_table.csv", index=False, float_format="%.6g")
     best_loss = loss(found["best_runs"], targets)
     # ensemble.csv: the free parameters, then each member's draw of the app curves
-    values = ensemble.values
     member_loss = np.full(len(ensemble), np.nan)
     for i, value in found["member_losses"].items():
         member_loss[i] = value
-    write_ensemble(folder / "ensemble.csv", list(ensemble.names), values, ensemble.weights,
-                   best=found["best"], losses=member_loss)
+    write_ensemble(folder / "ensemble.csv", list(ensemble.names), ensemble.values,
+                   ensemble.weights, best=found["best"], losses=member_loss)
     table = posterior_table(names, problem.bounds, ensemble.values[:, :len(names)],
                             ensemble.weights, best_x)
     table.to_csv(folder / "posterior.csv", index=False, float_format="%.6g")
@@ -811,7 +815,7 @@ def _write_outputs(folder: Path, run_id: str, config: CalibrationConfig, problem
         "start_parameters": resolve(objective.base),
         "within_15pct": within, "in_posterior_90pct": held,
         "model_runs": int(len(posterior.x) * config.replicates
-                    + (config.best_candidates + max(1, config.best_candidates // 2))
+                    + (config.best_candidates + config.design_candidates)
                     * config.replicates + CHECK_REPLICATES
                     + config.check_draws),
         "git": commit if commit is not None else git_commit(), "versions": versions(),
