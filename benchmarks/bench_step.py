@@ -82,7 +82,7 @@ def platform_inputs(model: MiniProgramModel, platform: str) -> dict:
             "can_reach": model.can_reach(platform).copy(),
             "lapsed": users.lapsed[platform].copy(),
             "shift": shift, "pay_lift": p["users.pay_lift"], "habit": habit(model, platform),
-            "opens": model.daily_open(platform, year),
+            "opens": model.daily_open(platform, model.wufu(t)),
             "ring": users.month_log_stay[platform].copy(), "week": t}
 
 

@@ -72,6 +72,21 @@ def festival_years(dates: list[dt.date]) -> np.ndarray:
     return out
 
 
+def campaign_years(dates: list[dt.date], days: int) -> np.ndarray:
+    """For each step, the year of a campaign of ``days`` days ending on New Year's Eve
+    (Alipay's Wufu: "the 11 days from January 25 to New Year's Eve" of 2019) that the
+    step's week overlaps, or 0."""
+    out = np.zeros(len(dates), dtype=np.int32)
+    days = max(int(days), 1)
+    for i, first in enumerate(dates):
+        last = first + dt.timedelta(days=STEP_DAYS - 1)
+        for year in (first.year, first.year + 1):
+            eve = NEW_YEARS_EVE.get(year)
+            if eve is not None and first <= eve and eve - dt.timedelta(days=days - 1) <= last:
+                out[i] = year
+    return out
+
+
 def step_of(dates: list[dt.date], day: dt.date) -> int:
     """Index of the step whose week holds ``day`` (clipped to the horizon)."""
     i = (day - dates[0]).days // STEP_DAYS

@@ -74,8 +74,10 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
    with *d* = ``discovery_weekly_<p>``, *l* = ``pay_discovery_lift``, *e* =
    ``traffic_sharing.exposure_weekly``, :math:`o_i` the number of opened Alibaba apps
    *i* uses (Alipay only: a user who reaches Alipay only through Alibaba apps discovers
-   only through them), :math:`w_i = -\ln(1 - \text{wufu.discovery\_rate})` for
-   Alipay users in Spring Festival week from ``wufu.first_year``, and
+   only through them), :math:`w_i = -\ln(1 - \text{wufu.discovery\_rate}) / n_W` for
+   Alipay users in each of the :math:`n_W` Wufu weeks of a year from
+   ``wufu.first_year`` (the weeks that a campaign of ``wufu.campaign_days`` days ending
+   on New Year's Eve overlaps), and
    :math:`\theta_i` the user's openness to trying mini programs: Gamma-distributed with
    mean 1 and variance ``users.discovery_spread``, drawn once (the quantile
    :math:`\Phi(z_i)` of a standard normal :math:`z_i`). With a large variance many users
@@ -97,7 +99,7 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
              + D\,[t \ge t_D])
 
    the chance :math:`O_p` = ``apps.<p>_daily_open`` that the user opens the app that
-   day (in Spring Festival weeks from ``wufu.first_year`` Alipay's is
+   day (in Wufu weeks Alipay's is
    :math:`\sigma(\operatorname{logit} O + W)`, *W* = ``wufu.activity_lift``) times the
    chance of using a mini program in it (*b* = ``engagement_base``, the same on both
    platforms, *g* = ``engagement_catalog``, :math:`\ell` = ``pay_lift``,
@@ -226,6 +228,10 @@ class MiniProgramModel(mesa.Model):
         self.n_steps = len(self.dates)
         self.years_per_step = calendar.STEP_DAYS / 365.25
         self.festival_year = calendar.festival_years(self.dates)
+        self.wufu_year = calendar.campaign_years(self.dates, p["wufu.campaign_days"])
+        self.wufu_year[self.wufu_year < p["wufu.first_year"]] = 0
+        years, weeks = np.unique(self.wufu_year[self.wufu_year > 0], return_counts=True)
+        self.wufu_weeks = dict(zip(years.tolist(), weeks.tolist()))
         population = p["population.people_millions"]
         self.people_per_agent = population / run["agents"]  # million people per user agent
         self.programs_per_agent = p["merchants.population_millions"] / run["merchant_agents"]
@@ -314,6 +320,10 @@ class MiniProgramModel(mesa.Model):
     def festival(self, t: int) -> int:
         """Year whose New Year's Eve falls in step ``t``, or 0."""
         return int(self.festival_year[t])
+
+    def wufu(self, t: int) -> int:
+        """Year of the Wufu campaign step ``t`` overlaps (from ``wufu.first_year``), or 0."""
+        return int(self.wufu_year[t])
 
     def catalog_value(self, platform: str) -> float:
         return float(self.need @ self.catalog[platform] ** self.p["users.catalog_concavity"])
@@ -484,7 +494,7 @@ class MiniProgramModel(mesa.Model):
     def users_discover(self, t: int) -> None:
         """Rule 6: users first try mini programs, faster where the catalogue is fuller."""
         users, p, rng = self.users, self.p, self.rng
-        wufu = self.festival(t) >= p["wufu.first_year"]
+        wufu = self.wufu(t)
         for pl in PLATFORMS:
             if t < self.open_step[("users", pl)]:
                 continue
@@ -502,8 +512,9 @@ class MiniProgramModel(mesa.Model):
                     * (1.0 + p["users.pay_discovery_lift"] * users.pay[pl][who]) * app)
             if pl == "alipay":
                 rate = rate + p["traffic_sharing.exposure_weekly"] * self.open_apps[who]
-                if wufu:
-                    rate = rate - np.log1p(-min(p["wufu.discovery_rate"], 1 - 1e-9)) * app
+                if wufu:  # the campaign's rate, spread evenly over its weeks
+                    rate = rate - (np.log1p(-min(p["wufu.discovery_rate"], 1 - 1e-9))
+                                   / self.wufu_weeks[wufu]) * app
             if self._openness is not None:
                 rate = rate * self._openness[who]
             new = who[draw[who] < -np.expm1(-rate)]
@@ -561,7 +572,7 @@ class MiniProgramModel(mesa.Model):
                 logit += np.float32(p["users.novelty_lift"]) * np.exp(
                     tenure * np.float32(-1.0 / p["users.novelty_years"]))
             odds = np.exp(np.minimum(logit, np.float32(30.0)))  # sigma(logit) = odds/(1+odds)
-            opens = np.float32(self.daily_open(pl, year))
+            opens = np.float32(self.daily_open(pl, self.wufu(t)))
             # u = opens * odds / (1 + odds); active today: draw < u
             today[who] = draw * (1.0 + odds) < opens * odds
             # active in the last 30 days: draw < 1 - prod_k (1 - u_k)^7.5 over this week and
@@ -575,12 +586,12 @@ class MiniProgramModel(mesa.Model):
                               + p["merchants.potential_reach_weight"]
                               * self._reach_share(pl, reach & ~month))
 
-    def daily_open(self, platform: str, year: int) -> float:
+    def daily_open(self, platform: str, wufu: int) -> float:
         """Probability that a user opens the platform's app on a given day (rule 8):
-        ``apps.<p>_daily_open``; in a Spring Festival week from ``wufu.first_year``,
+        ``apps.<p>_daily_open``; in a Wufu week (``wufu`` the campaign's year, else 0),
         Alipay's is raised by ``wufu.activity_lift`` on the log-odds scale."""
         o = self.p[f"apps.{platform}_daily_open"]
-        if platform == "alipay" and year and year >= self.p["wufu.first_year"] and 0.0 < o < 1.0:
+        if platform == "alipay" and wufu and 0.0 < o < 1.0:
             o = float(expit(np.log(o / (1.0 - o)) + self.p["wufu.activity_lift"]))
         return o
 

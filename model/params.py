@@ -360,14 +360,19 @@ PARAMS: tuple[Param, ...] = (
     _p("wufu.first_year", 2016, "year",
        "First Spring Festival with Alipay's Wufu (collect five blessings) campaign.",
        "reported: 0.79 million completers in 2016, 168 million in 2017", 2013, 2035, int),
+    _p("wufu.campaign_days", 11, "days",
+       "Days of each Wufu campaign, ending on New Year's Eve; the weeks it overlaps are "
+       "Wufu weeks (rules 6 and 8).",
+       "reported: 'the 11 days from January 25 to New Year's Eve' of 2019 (figures "
+       "line 29); the same length in other years is an assumption", 1, 60, int),
     _p("wufu.activity_lift", 0.7, "log-odds",
        "Lift, on the log-odds scale, in the probability of opening Alipay on a day of "
-       "Spring Festival week from Wufu (apps.alipay_daily_open).",
+       "a Wufu week (apps.alipay_daily_open).",
        "calibrated: hand-tuned to the 280 million Spring Festival peak of 2019 "
        "(seed 000)", 0.0, 10.0),
     _p("wufu.discovery_rate", 0.05, "probability",
        "Probability that an Alipay user who has not used a mini program tries one "
-       "through Wufu in Spring Festival week (after Alipay's launch).",
+       "through a Wufu campaign (after Alipay's launch), spread evenly over its weeks.",
        "assumption", 0.0, 1.0),
     # --- traffic sharing --------------------------------------------------------
     _p("traffic_sharing.enabled", True, "switch",

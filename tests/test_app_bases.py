@@ -44,14 +44,22 @@ def test_alipay_with_few_points_keeps_its_ceiling_and_meets_lower_bounds():
     fitted = app_bases.fit(targets, {"apps.alipay_ceiling_millions": 900.0})
     assert fitted["apps.alipay_ceiling_millions"] == 900.0  # too few points to move it
     assert fitted["apps.alipay_midpoint_year"] == pytest.approx(2017.0, abs=0.01)
-    # a lower bound above the curve pulls it up; one below it changes nothing
+    # a lower bound above the curve holds it above the bound, clear of it by the
+    # stated clearance (the one-sided least squares alone would leave it short)
     bound = [Target(row=9, date=dt.date(2019, 6, 1), platform="alipay", series="app_users",
                     value=880.0, kind="lower", unit="million_users", label="bound")]
     raised = app_bases.fit(targets + bound, {"apps.alipay_ceiling_millions": 900.0})
     y = decimal_year(dt.date(2019, 6, 1))
     before = app_curve(y, 900.0, fitted["apps.alipay_midpoint_year"], fitted["apps.alipay_scale_years"])
     after = app_curve(y, 900.0, raised["apps.alipay_midpoint_year"], raised["apps.alipay_scale_years"])
-    assert before < 880.0 and after > before
+    assert before < 880.0
+    assert after >= 880.0 * (1 + app_bases.BOUND_CLEARANCE) * (1 - 1e-6)
+    assert after <= 880.0 * (1 + app_bases.BOUND_CLEARANCE) * 1.01  # no further than needed
+    # a bound the curve already clears changes nothing
+    low = [Target(row=9, date=dt.date(2019, 6, 1), platform="alipay", series="app_users",
+                  value=700.0, kind="lower", unit="million_users", label="bound")]
+    same = app_bases.fit(targets + low, {"apps.alipay_ceiling_millions": 900.0})
+    assert same["apps.alipay_midpoint_year"] == pytest.approx(fitted["apps.alipay_midpoint_year"])
 
 
 def test_alipay_monthly_share_is_the_ratio_of_monthly_to_all_users():

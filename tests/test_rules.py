@@ -241,14 +241,26 @@ def test_novelty_lifts_newcomers_and_wears_off():
     assert active[veterans].mean() == pytest.approx(1 / (1 + np.exp(3.0)), abs=0.01)
 
 
-def test_wufu_raises_the_chance_of_opening_alipay_in_festival_weeks_only():
+def test_wufu_raises_the_chance_of_opening_alipay_in_its_campaign_weeks_only():
     model = make({"apps.alipay_daily_open": 0.4, "wufu.activity_lift": 1.0})
-    festival = int(np.flatnonzero(model.festival_year == 2019)[0])
+    # 2019's campaign: the 11 days from January 25 to New Year's Eve (February 4)
+    campaign = np.flatnonzero(model.wufu_year == 2019)
+    weeks = [(model.dates[i], model.dates[i] + dt.timedelta(days=6)) for i in campaign]
+    assert weeks[0][0] <= dt.date(2019, 1, 25) <= weeks[0][1]
+    assert weeks[-1][0] <= dt.date(2019, 2, 4) <= weeks[-1][1]
+    assert np.all(np.diff(campaign) == 1) and model.wufu_weeks[2019] == len(campaign)
+    assert model.festival_year[campaign[-1]] == 2019  # it ends in festival week
     lifted = 1 / (1 + np.exp(-(np.log(0.4 / 0.6) + 1.0)))
-    assert model.daily_open("alipay", model.festival(festival)) == pytest.approx(lifted)
-    assert model.daily_open("alipay", model.festival(festival + 1)) == pytest.approx(0.4)
-    assert model.daily_open("wechat", model.festival(festival)) == pytest.approx(
+    for i in campaign:
+        assert model.daily_open("alipay", model.wufu(i)) == pytest.approx(lifted)
+    for i in (campaign[0] - 1, campaign[-1] + 1):
+        assert model.daily_open("alipay", model.wufu(i)) == pytest.approx(0.4)
+    assert model.daily_open("wechat", model.wufu(campaign[-1])) == pytest.approx(
         model.p["apps.wechat_daily_open"])
+    # no campaign before wufu.first_year; a one-day campaign is festival week alone
+    assert not model.wufu_year[model.festival_year == 2015].any()
+    short = make({"wufu.campaign_days": 1})
+    assert np.array_equal(short.wufu_year > 0, (short.festival_year >= 2016))
 
 
 def test_discovery_spread_has_mean_one_and_sends_the_open_first():
@@ -284,17 +296,19 @@ def test_alipay_first_party_catalogue_covers_every_sector_but_games():
     assert np.all(others >= 0.4) and games < 0.1
 
 
-def test_wufu_lifts_alipay_daily_users_in_festival_week_only():
+def test_wufu_lifts_alipay_daily_users_in_its_campaign_weeks_only():
     base = dict(agents=20_000)
     with_lift = make({"wufu.activity_lift": 3.0, "apps.alipay_daily_open": 0.3}, **base)
     without = make({"wufu.activity_lift": 0.0, "apps.alipay_daily_open": 0.3}, **base)
     for model in (with_lift, without):
         step_to(model, dt.date(2019, 2, 10))
     frame_on, frame_off = with_lift.results(), without.results()
-    festival = frame_on.index[frame_on["all.spring_festival"] == 1][-1]
-    assert frame_on.loc[festival, "alipay.miniprogram_dau"] > \
-        1.3 * frame_off.loc[festival, "alipay.miniprogram_dau"]
-    week_before = festival - dt.timedelta(days=7)
+    campaign = frame_on.index[with_lift.wufu_year[:len(frame_on)] == 2019]
+    assert len(campaign) >= 2
+    for week in campaign:
+        assert frame_on.loc[week, "alipay.miniprogram_dau"] > \
+            1.3 * frame_off.loc[week, "alipay.miniprogram_dau"]
+    week_before = campaign[0] - dt.timedelta(days=7)
     assert frame_on.loc[week_before, "alipay.miniprogram_dau"] == pytest.approx(
         frame_off.loc[week_before, "alipay.miniprogram_dau"], rel=0.1)
 
