@@ -23,7 +23,9 @@ predict, and from them an estimate of the calibration's wall time.
    most a fit can cost.
 3. **Estimate** of the calibration file's wall time at each worker count:
    its runs (``waves x budget/waves`` points x ``replicates``, plus ``(best_candidates +
-   best_candidates / 2) x replicates`` for the best point (members and design points), ``CHECK_REPLICATES`` for its fit and
+   best_candidates / 2) x replicates`` for the best point (members and design points),
+   at most ``polish x (free parameters + 1) x replicates`` for its polish,
+   ``CHECK_REPLICATES`` for its fit and
    ``check_draws`` for the posterior check) at the measured rate, and the best point
    once more per replicate for the fit plots, in the main process (at the 1-worker
    rate when it was measured); one emulator fit per
@@ -123,6 +125,9 @@ def estimate(config, runs_rate: float, emulator: dict | None,
     runs = {"waves": points * config.replicates,
             "best point": (config.best_candidates + config.design_candidates)
             * config.replicates,
+            # at most: each polish iteration runs a Jacobian (one point per free
+            # parameter) and its own point, every one with each replicate seed
+            "polish": config.polish * (len(config.free) + 1) * config.replicates,
             "fit check": CHECK_REPLICATES, "posterior check": config.check_draws}
     plots = config.replicates  # the best point again, in process, for the fit plots
     out = {"runs": sum(runs.values()) + plots,

@@ -94,7 +94,8 @@ def habit(model: MiniProgramModel, platform: str) -> Habit | None:
     return Habit(first_use=model.users.first_use[platform].copy(),
                  years_per_step=model.years_per_step, per_year=p["users.habit_per_year"],
                  cap_years=p["users.habit_cap_years"], novelty_lift=p["users.novelty_lift"],
-                 novelty_years=p["users.novelty_years"])
+                 novelty_years=p["users.novelty_years"],
+                 no_novelty=model.users.covered.copy() if platform == "alipay" else None)
 
 
 def seconds_per_call(call, repeats: int, min_seconds: float = 0.2) -> float:

@@ -56,6 +56,7 @@ class DailyUser(mesa.Agent):
         can_reach: can reach them now.
         lapsed: has lapsed (uses none of them for now).
         first_use: step at which it first used them (-1 if never).
+        novel: gets the novelty term (False for Alipay's launch-day covered users).
         recent: its daily-use probabilities of the last four weeks, oldest first.
         active_today, active_month: used one on a typical day of this week / in the
             last 30 days.
@@ -63,7 +64,7 @@ class DailyUser(mesa.Agent):
 
     def __init__(self, model: DailyUseModel, propensity: float, pays: bool,
                  ever_used: bool, can_reach: bool, lapsed: bool, first_use: int = -1,
-                 recent=(0.0, 0.0, 0.0, 0.0)):
+                 recent=(0.0, 0.0, 0.0, 0.0), novel: bool = True):
         super().__init__(model)
         self.propensity = propensity
         self.pays = pays
@@ -71,6 +72,7 @@ class DailyUser(mesa.Agent):
         self.can_reach = can_reach
         self.lapsed = lapsed
         self.first_use = first_use
+        self.novel = novel
         self.recent = deque(recent, maxlen=WEEKS_IN_MONTH)
         self.active_today = False
         self.active_month = False
@@ -84,7 +86,7 @@ class DailyUser(mesa.Agent):
             years = (model.week - self.first_use) * model.years_per_step
             if model.habit_per_year:
                 logit += model.habit_per_year * min(years, model.habit_cap_years)
-            if model.novelty_lift:
+            if model.novelty_lift and self.novel:
                 logit += model.novelty_lift * math.exp(-years / model.novelty_years)
             daily = model.opens / (1.0 + math.exp(min(-logit, 700.0)))
         self.recent.append(daily)
@@ -130,6 +132,8 @@ class DailyUseModel(mesa.Model):
         self.week = int(week)
         first_use = (np.asarray(habit.first_use, dtype=int).tolist() if habit is not None
                      else -1)
+        novel = (True if habit is None or habit.no_novelty is None
+                 else (~np.asarray(habit.no_novelty, dtype=bool)).tolist())
         if ring is None:
             recent = [(0.0,) * WEEKS_IN_MONTH] * n
         else:  # oldest week first: row week % 4 holds week - 4, the next one week - 3, ...
@@ -144,7 +148,7 @@ class DailyUseModel(mesa.Model):
             self, n, np.asarray(propensity, dtype=float).tolist(),
             np.asarray(pays, dtype=bool).tolist(), np.asarray(ever_used, dtype=bool).tolist(),
             np.asarray(can_reach, dtype=bool).tolist(), np.asarray(lapsed, dtype=bool).tolist(),
-            first_use, recent)
+            first_use, recent, novel)
 
     def step(self) -> None:
         if self.ordered:

@@ -60,6 +60,8 @@ class Habit:
         years_per_step: length of a step in years.
         per_year, cap_years: ``users.habit_per_year`` and ``users.habit_cap_years``.
         novelty_lift, novelty_years: ``users.novelty_lift`` and ``users.novelty_years``.
+        no_novelty: optional bool per user: no novelty term (on Alipay, the users
+            covered on its launch day, ``users.covered``).
     """
 
     first_use: np.ndarray
@@ -68,6 +70,7 @@ class Habit:
     cap_years: float
     novelty_lift: float = 0.0
     novelty_years: float = 1.0
+    no_novelty: np.ndarray | None = None
 
 
 def daily_use(propensity: np.ndarray, pays: np.ndarray, ever_used: np.ndarray,
@@ -106,8 +109,11 @@ def daily_use(propensity: np.ndarray, pays: np.ndarray, ever_used: np.ndarray,
         if habit.per_year:
             logit += np.float32(habit.per_year) * np.minimum(years, np.float32(habit.cap_years))
         if habit.novelty_lift:
-            logit += np.float32(habit.novelty_lift) * np.exp(
+            novelty = np.float32(habit.novelty_lift) * np.exp(
                 years * np.float32(-1.0 / habit.novelty_years))
+            if habit.no_novelty is not None:
+                novelty[habit.no_novelty[who]] = 0.0
+            logit += novelty
     odds = np.exp(np.minimum(logit, np.float32(30.0)))
     o = np.float32(opens)
     active_today = np.zeros(n, dtype=bool)

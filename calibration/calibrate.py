@@ -26,10 +26,11 @@ The pipeline, in the order it runs:
    highest are run with the search's seeds; the one with the lowest loss (below) is the
    best point (``--point`` runs, ``calibrated.toml``). A design point that wins joins the
    ensemble as one more member, with the weight of one draw. The best point is then
-   **polished**: at most ``polish`` iterations of nonlinear least squares on the loss's
+   **polished**: at most ``polish`` trial steps of nonlinear least squares on the loss's
    residuals :math:`\sqrt{w_k / \sum w}\, r_k` (``scipy.optimize.least_squares``,
    trust-region reflective within the bounds, the search's seeds at every point, a
-   forward-difference Jacobian of step :data:`POLISH_STEP` run in parallel). The draws
+   forward-difference Jacobian of step :data:`POLISH_STEP` at each accepted step, its
+   points run in parallel). The draws
    say where the data leave the parameters; the polish finds the single point that
    fits them best, which a few dozen draws of a 30-dimensional posterior seldom hold.
    A polished point with a lower loss is the best point and joins the ensemble as one

@@ -72,6 +72,9 @@ class UserPopulation(mesa.Agent):
         ever_used: has ever used that platform's mini programs.
         first_use: step of first use (-1 if never), for habit.
         lapsed: has stopped using that platform's mini programs for now (rule 7).
+        covered: (one array) counted an Alipay mini-program user on Alipay's launch day
+            because Alipay's own functions became mini programs (rule 6); nothing was
+            new to them, so they get no novelty (rule 8).
         active_month, active_today: used them in the last 30 days / on a typical day
             of this week.
         month_log_stay: the last four weeks' log-probability of not using that
@@ -112,6 +115,7 @@ class UserPopulation(mesa.Agent):
         self.ever_used = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.first_use = {p: np.full(n, -1, dtype=np.int32) for p in PLATFORMS}
         self.lapsed = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
+        self.covered = np.zeros(n, dtype=bool)
         self.active_month = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.active_today = {p: np.zeros(n, dtype=bool) for p in PLATFORMS}
         self.month_log_stay = {p: np.zeros((4, n), dtype=np.float32) for p in PLATFORMS}

@@ -83,7 +83,8 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
    :math:`\Phi(z_i)` of a standard normal :math:`z_i`). With a large variance many users
    are hardly open at all, so the number who have ever used mini programs levels off.
    On Alipay's launch day a share ``first_party_coverage`` of Alipay users become
-   mini-program users at once.
+   mini-program users at once (*covered*: Alipay's own functions became mini programs,
+   so nothing was new to them).
 
 7. **Users lapse and come back.** A user of *p*'s mini programs who has not lapsed
    lapses this week with probability ``users.lapse_weekly_<p>``; a lapsed user comes
@@ -106,7 +107,8 @@ the logistic function, :math:`N` the number of user agents, :math:`p` a platform
    :math:`\pi_i` the personal propensity, *h* = ``habit_per_year`` and
    :math:`\tau_{i,p}` the years since *i* first used *p*'s mini programs, capped at
    *T* = ``habit_cap_years`` in the habit term; :math:`\nu` = ``novelty_lift`` and
-   :math:`\lambda` = ``novelty_years``: a newcomer's extra use, which wears off;
+   :math:`\lambda` = ``novelty_years``: a newcomer's extra use, which wears off (none
+   for the users covered on Alipay's launch day, rule 6);
    *F* = ``spring_festival_lift``; *D* = ``necessities.use_lift`` from
    ``necessities.start``, :math:`t_D`: mini programs as daily necessities in 2020),
    and in the last 30 days with probability
@@ -500,8 +502,9 @@ class MiniProgramModel(mesa.Model):
                 continue
             ever, first = users.ever_used[pl], users.first_use[pl]
             if pl == "alipay" and t == self.open_step[("users", "alipay")]:
-                ever |= users.app["alipay"] & (
+                users.covered |= users.app["alipay"] & ~ever & (
                     rng.random(users.n, dtype=np.float32) < p["alipay.first_party_coverage"])
+                ever |= users.covered
                 first[ever] = t
             draw = self._uniform_per_user()
             who = np.flatnonzero(self.can_reach(pl) & ~ever)
@@ -569,8 +572,11 @@ class MiniProgramModel(mesa.Model):
                 logit += np.float32(p["users.habit_per_year"]) * np.minimum(
                     tenure, np.float32(p["users.habit_cap_years"]))
             if p["users.novelty_lift"]:
-                logit += np.float32(p["users.novelty_lift"]) * np.exp(
+                novelty = np.float32(p["users.novelty_lift"]) * np.exp(
                     tenure * np.float32(-1.0 / p["users.novelty_years"]))
+                if pl == "alipay":  # launch-day coverage: nothing was new to them
+                    novelty[users.covered[who]] = 0.0
+                logit += novelty
             odds = np.exp(np.minimum(logit, np.float32(30.0)))  # sigma(logit) = odds/(1+odds)
             opens = np.float32(self.daily_open(pl, self.wufu(t)))
             # u = opens * odds / (1 + odds); active today: draw < u

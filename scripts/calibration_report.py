@@ -78,6 +78,17 @@ class ReportError(MpsimError):
 # --- numbers ------------------------------------------------------------------------
 
 
+def polish_text(manifest: dict[str, Any]) -> str:
+    """What the polish of the best point did, from the manifest (empty if none ran)."""
+    polish = manifest.get("polish") or {}
+    if not polish.get("iterations"):
+        return ""
+    return (f" (this one: {polish['iterations']} Jacobians, {int(polish['runs']):,} runs, "
+            f"loss on the search's seeds {float(polish['loss_before']):.4g} to "
+            f"{float(polish['loss_after']):.4g}"
+            + ("" if polish.get("kept") else "; the best point was kept as chosen") + ")")
+
+
 def num(value: Any) -> str:
     """A figure to 3 significant figures (whole numbers from 100 up, no exponent
     between 0.001 and a million)."""
@@ -317,7 +328,11 @@ def how_it_was_run(cal: dict[str, Any]) -> list[str]:
         "members; the best point is the lowest loss on the search's seeds among the "
         f"{c.get('best_candidates')} members the emulator rates highest and the "
         f"{max(1, int(c.get('best_candidates') or 0) // 2)} design points the "
-        "simulations rate highest, and both are checked by "
+        "simulations rate highest"
+        + (f", polished by at most {c.get('polish')} trial steps of least squares on the "
+           "loss's residuals from there (`scipy.optimize.least_squares`, the search's "
+           "seeds at every point)" if c.get("polish") else "")
+        + polish_text(m) + "; both are checked by "
         "simulation, not by the emulator (`calibration/calibrate.py`). The modules' "
         "docstrings say why this method and give the formulas.",
         ""]

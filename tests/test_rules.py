@@ -241,6 +241,33 @@ def test_novelty_lifts_newcomers_and_wears_off():
     assert active[veterans].mean() == pytest.approx(1 / (1 + np.exp(3.0)), abs=0.01)
 
 
+def test_users_covered_at_alipays_launch_get_no_novelty():
+    # sigma(-3 + 3 exp(-tenure / 0.1)): about 0.5 for a newcomer who found Alipay's mini
+    # programs themselves in their first week, sigma(-3) = 0.047 for one covered on
+    # launch day (Alipay's own functions became mini programs: nothing new to them)
+    model = make({"users.engagement_base": -3.0, "users.engagement_sd": 0.0,
+                  "users.engagement_catalog": 0.0, "users.pay_lift": 0.0,
+                  "users.habit_per_year": 0.0, "users.spring_festival_lift": 0.0,
+                  "apps.alipay_daily_open": 1.0, "users.novelty_lift": 3.0,
+                  "users.novelty_years": 0.1, "alipay.first_party_coverage": 0.3,
+                  "users.discovery_weekly_alipay": 0.3, "wufu.activity_lift": 0.0},
+                 agents=60_000)
+    launch = model.open_step[("users", "alipay")]
+    step_to(model, model.dates[launch + 1])  # launch week has run
+    users = model.users
+    covered = users.covered
+    assert covered.any() and not (covered & ~users.app["alipay"]).any()
+    model.step()  # one week on: covered users have tenure one week, as do none others
+    t = model.t - 1
+    active = users.active_today["alipay"]
+    fresh = users.ever_used["alipay"] & ~covered & (users.first_use["alipay"] == t) \
+        & ~users.lapsed["alipay"]
+    old = covered & ~users.lapsed["alipay"]
+    assert fresh.sum() > 100 and old.sum() > 2000
+    assert active[old].mean() == pytest.approx(1 / (1 + np.exp(3.0)), abs=0.015)
+    assert active[fresh].mean() == pytest.approx(0.5, abs=4 * 0.5 / np.sqrt(fresh.sum()))
+
+
 def test_wufu_raises_the_chance_of_opening_alipay_in_its_campaign_weeks_only():
     model = make({"apps.alipay_daily_open": 0.4, "wufu.activity_lift": 1.0})
     # 2019's campaign: the 11 days from January 25 to New Year's Eve (February 4)
