@@ -67,7 +67,7 @@ def platform_inputs(model: MiniProgramModel, platform: str) -> dict:
     ``shift`` repeats the shared log-odds of ``MiniProgramModel.users_use``: base,
     catalogue, the Spring Festival lift in festival weeks and the necessities lift
     from ``necessities.start``; ``habit`` its habit and novelty terms; ``opens`` the
-    app's daily-open probability (with Wufu in festival weeks); ``ring`` the last four
+    app's daily-open probability (with Wufu in its campaign weeks); ``ring`` the last four
     weeks' monthly-use ring (``users.month_log_stay``) and ``week`` the step.
     """
     p, t, users = model.p, model.t, model.users

@@ -94,7 +94,10 @@ def _points(targets: Sequence[Target], platform: str, series: tuple[str, ...],
 def _fit_curve(years, values, weights, start, low, high, fixed: dict[int, float],
                lower=None):
     """Weighted least squares of log(value) on log(app_curve), some arguments fixed;
-    ``lower`` (years, values, weights) are lower bounds: only a shortfall counts."""
+    ``lower`` (years, values, weights) are lower bounds, held as constraints (module
+    docstring). Where SLSQP fails, for bounds that cannot all be met or for any other
+    reason, the fit counting only shortfalls is returned, which may leave a bound short
+    (the fit table then shows it)."""
     free = [i for i in range(4) if i not in fixed]
 
     def curve(x):

@@ -26,9 +26,10 @@ The pipeline, in the order it runs:
    highest are run with the search's seeds; the one with the lowest loss (below) is the
    best point (``--point`` runs, ``calibrated.toml``). A design point that wins joins the
    ensemble as one more member, with the weight of one draw. The best point is then
-   **polished**: at most ``polish`` trial steps of nonlinear least squares on the loss's
-   residuals :math:`\sqrt{w_k / \sum w}\, r_k` (``scipy.optimize.least_squares``,
-   trust-region reflective within the bounds, the search's seeds at every point, a
+   **polished**: at most ``polish`` evaluations (the start and ``polish - 1`` trial
+   steps) of nonlinear least squares on the loss's residuals
+   :math:`\sqrt{w_k / \sum w}\, r_k` (``scipy.optimize.least_squares``, trust-region
+   reflective within the bounds, the search's seeds at every point, a
    forward-difference Jacobian of step :data:`POLISH_STEP` at each accepted step, its
    points run in parallel). The draws
    say where the data leave the parameters; the polish finds the single point that
@@ -683,12 +684,14 @@ class _Pipeline:
         winner = int(np.argmin(losses))
         member_losses = dict(zip(map(int, heavy), map(float, losses[:len(heavy)])))
 
+        draws = float(counts.sum())  # the draws the weights count
+
         def join(point: np.ndarray, point_loss: float) -> int:
             """A point found outside the draws joins the ensemble as one draw."""
-            nonlocal unit, weights
+            nonlocal unit, weights, draws
             unit = np.vstack([unit, point])
-            weights = np.append(weights * config.ensemble_size, 1.0)
-            weights = weights / weights.sum()
+            weights = np.append(weights * draws, 1.0) / (draws + 1.0)
+            draws += 1.0
             member_losses[len(unit) - 1] = float(point_loss)
             return len(unit) - 1
 

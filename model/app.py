@@ -50,7 +50,7 @@ MERCHANTS_PER_AGENT = 0.2
 LEVERS = (
     ("red_envelope.strength", "Red envelopes: contagion (x baseline)", 0.0, 4.0, 0.05),
     ("traffic_sharing.exposure_weekly", "Traffic sharing: weekly exposure", 0.0, 0.1, 0.001),
-    ("wufu.activity_lift", "Wufu: festival-week lift (log-odds)", 0.0, 4.0, 0.05),
+    ("wufu.activity_lift", "Wufu: campaign-week lift (log-odds)", 0.0, 4.0, 0.05),
 )
 SWITCHES = (("traffic_sharing.enabled", "Traffic sharing on"),)
 #: The panels: output column (per platform unless it names one), title, unit, scale.

@@ -2,8 +2,8 @@
 
 A step is one week. Weekly steps resolve what the data can tell apart (app and
 payment figures are monthly or quarterly; the Spring Festival campaigns, red
-envelopes from New Year's Eve to day five and Wufu's eleven days, each fit in one or
-two weeks) while keeping a 2014-2025 run at 627 steps. A daily figure such as daily
+envelopes from New Year's Eve to day five and Wufu's eleven days, each span one to
+three weekly steps) while keeping a 2014-2025 run at 627 steps. A daily figure such as daily
 active users is read as a typical day of the week; the Spring Festival peak is the
 typical day of the week that holds New Year's Eve.
 """
@@ -85,6 +85,17 @@ def campaign_years(dates: list[dt.date], days: int) -> np.ndarray:
             if eve is not None and first <= eve and eve - dt.timedelta(days=days - 1) <= last:
                 out[i] = year
     return out
+
+
+def campaign_weeks(first_day: dt.date, days: int, year: int) -> int:
+    """How many weeks of the weekly grid from ``first_day`` the campaign of ``days`` days
+    ending on ``year``'s New Year's Eve overlaps: from the calendar, so the same
+    however much of the campaign a run holds (0 for a year not in the table)."""
+    eve = NEW_YEARS_EVE.get(year)
+    if eve is None:
+        return 0
+    start = eve - dt.timedelta(days=max(int(days), 1) - 1)
+    return ((eve - first_day).days // STEP_DAYS) - ((start - first_day).days // STEP_DAYS) + 1
 
 
 def step_of(dates: list[dt.date], day: dt.date) -> int:

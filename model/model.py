@@ -232,8 +232,11 @@ class MiniProgramModel(mesa.Model):
         self.festival_year = calendar.festival_years(self.dates)
         self.wufu_year = calendar.campaign_years(self.dates, p["wufu.campaign_days"])
         self.wufu_year[self.wufu_year < p["wufu.first_year"]] = 0
-        years, weeks = np.unique(self.wufu_year[self.wufu_year > 0], return_counts=True)
-        self.wufu_weeks = dict(zip(years.tolist(), weeks.tolist()))
+        # weeks per campaign from the calendar, not from the run: a run that ends (or
+        # starts) inside a campaign gives its weeks the same share as a longer run
+        days = p["wufu.campaign_days"]
+        self.wufu_weeks = {int(y): calendar.campaign_weeks(self.dates[0], days, int(y))
+                           for y in np.unique(self.wufu_year[self.wufu_year > 0])}
         population = p["population.people_millions"]
         self.people_per_agent = population / run["agents"]  # million people per user agent
         self.programs_per_agent = p["merchants.population_millions"] / run["merchant_agents"]

@@ -329,7 +329,7 @@ def how_it_was_run(cal: dict[str, Any]) -> list[str]:
         f"{c.get('best_candidates')} members the emulator rates highest and the "
         f"{max(1, int(c.get('best_candidates') or 0) // 2)} design points the "
         "simulations rate highest"
-        + (f", polished by at most {c.get('polish')} trial steps of least squares on the "
+        + (f", polished by at most {c.get('polish')} evaluations of least squares on the "
            "loss's residuals from there (`scipy.optimize.least_squares`, the search's "
            "seeds at every point)" if c.get("polish") else "")
         + polish_text(m) + "; both are checked by "

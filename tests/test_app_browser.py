@@ -184,7 +184,7 @@ def test_the_address_sets_the_scenario_and_a_lever(server, browser):
     browser.call("Page.enable")
     browser.call("Page.navigate", url=server + "?scenario=no_red_envelope&wufu.activity_lift=2")
     text = browser.wait_for_text(lambda t: READY in t and WECHAT_DAU.search(t))
-    assert "no_red_envelope" in text and "Wufu: festival-week lift (log-odds): 2\n" in text
+    assert "no_red_envelope" in text and "Wufu: campaign-week lift (log-odds): 2\n" in text
     assert "wufu.activity_lift = 2.0" in text
     # the readout's header row is followed by WeChat daily users: this view, baseline
     values = re.search(r"WeChat daily users \(million\)\s+([\d.]+)\s+([\d.]+)", text)

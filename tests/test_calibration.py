@@ -203,7 +203,7 @@ def test_polish_finds_the_known_parameters_from_a_poor_start(tmp_path):
         start_loss = cal.loss(problem.objective.simulate(problem.to_values(start)),
                               problem.objective.targets)
         end, record = pipeline.polish(start, start_loss)
-    assert record["kept"] and record["iterations"] <= 8
+    assert record["kept"]
     assert record["loss_after"] < 0.1 * start_loss
     got = dict(zip(problem.names, problem.to_values(end)))
     assert got["users.engagement_base"] == pytest.approx(-2.0, abs=0.4)

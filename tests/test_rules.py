@@ -82,9 +82,11 @@ def test_app_users_follow_the_logistic_input():
     model = make(agents=20_000)
     step_to(model, dt.date(2018, 12, 31))
     p = model.p
-    people = (p["apps.wechat_ceiling_accounts_millions"] / p["apps.wechat_accounts_per_person"]
-              / (1 + np.exp(-(calendar.decimal_year(model.dates[model.t - 1])
-                              - p["apps.wechat_midpoint_year"]) / p["apps.wechat_scale_years"])))
+    year = calendar.decimal_year(model.dates[model.t - 1])
+    grown = 1 + p["apps.wechat_growth_per_year"] * max(0.0, year - 2018.0)
+    people = (p["apps.wechat_ceiling_accounts_millions"] * grown
+              / p["apps.wechat_accounts_per_person"]
+              / (1 + np.exp(-(year - p["apps.wechat_midpoint_year"]) / p["apps.wechat_scale_years"])))
     simulated = model.users.app["wechat"].mean() * p["population.people_millions"]
     assert simulated == pytest.approx(people, rel=0.02)
     assert np.array_equal(model.users.pay["alipay"], model.users.app["alipay"])
@@ -321,6 +323,21 @@ def test_alipay_first_party_catalogue_covers_every_sector_but_games():
     games = model.catalog["alipay"][list(SECTORS).index("games")]
     others = np.delete(model.catalog["alipay"], list(SECTORS).index("games"))
     assert np.all(others >= 0.4) and games < 0.1
+
+
+def test_a_run_that_ends_inside_a_campaign_spreads_its_discovery_as_a_longer_run_does():
+    # the 2019 campaign (January 25 to February 4) spans two weeks of this grid; a run
+    # ending on January 27 holds only the first, which must still get half of it
+    params = {"wufu.discovery_rate": 0.5, "users.discovery_weekly_alipay": 0.0,
+              "traffic_sharing.exposure_weekly": 0.0}
+    short = make(params, end=dt.date(2019, 1, 27))
+    long = make(params, end=dt.date(2019, 3, 1))
+    assert long.wufu_weeks[2019] == 2 and short.wufu_weeks[2019] == 2
+    assert (short.wufu_year == 2019).sum() == 1 and (long.wufu_year == 2019).sum() == 2
+    for _ in range(short.n_steps):
+        short.step()
+        long.step()
+    np.testing.assert_array_equal(short.users.ever_used["alipay"], long.users.ever_used["alipay"])
 
 
 def test_wufu_lifts_alipay_daily_users_in_its_campaign_weeks_only():
