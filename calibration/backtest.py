@@ -314,8 +314,10 @@ def backtest(until: str | dt.date, *, data: list[str | Path] | None = None,
         if reused is None:
             fit_config = load_config(config, data=known_file, budget=budget)
             try:
+                # the first wave starts from the hand-set defaults: the adopted
+                # calibration has seen the figures this backtest forecasts
                 result = calibrate(fit_config, workers=workers, dask_address=dask_address,
-                                   out=folder, progress=progress)
+                                   out=folder, progress=progress, uncalibrated_start=True)
             except KeyboardInterrupt as exc:
                 signum = exc.signum if isinstance(exc, Interrupted) else 2
                 raise Interrupted(signum, "backtest interrupted; nothing was kept, its "

@@ -79,7 +79,7 @@ from model.ensemble import write as write_ensemble
 from model.errors import Interrupted, MpsimError, ParameterError
 from model.inputs import read_toml
 from model.model import simulate
-from model.params import BY_NAME, _closest, check_param, resolve
+from model.params import BY_NAME, UNCALIBRATED, _closest, check_param, resolve
 from model.runner import (RESULTS_DIR, _json_default, _lock, file_record, git_commit,
                           new_run_dir,
                           partial_name, versions)
@@ -335,14 +335,20 @@ class Objective:
     """The loss at a parameter point: picklable, so worker processes can evaluate it."""
 
     def __init__(self, base: dict[str, Any], names: list[str], targets: list[Target],
-                 run: dict[str, Any], seeds: list[np.random.SeedSequence], margin: float = 0.0):
+                 run: dict[str, Any], seeds: list[np.random.SeedSequence], margin: float = 0.0,
+                 uncalibrated_start: bool = False):
         self.base, self.names, self.targets, self.run, self.seeds = base, names, targets, run, seeds
         self.margin = margin
+        self.uncalibrated_start = uncalibrated_start
 
     def start_point(self, bounds) -> np.ndarray:
         """The scenario's own values of the free parameters, clipped into their bounds:
-        one point of the first wave, so a recalibration looks at the current fit."""
+        one point of the first wave, so a recalibration looks at the current fit. With
+        ``uncalibrated_start`` the hand-set defaults instead (``params.UNCALIBRATED``):
+        a backtest must not start from a fit to the figures it forecasts."""
         values = resolve(self.base)
+        if self.uncalibrated_start:
+            values = {**values, **{n: UNCALIBRATED[n] for n in self.names}}
         return np.array([min(max(float(values[n]), low), high)
                          for n, (low, high) in zip(self.names, bounds)])
 
@@ -500,9 +506,10 @@ class Problem:
         return (np.asarray(values) - low) / (high - low)
 
 
-def build_problem(config: CalibrationConfig) -> Problem:
+def build_problem(config: CalibrationConfig, uncalibrated_start: bool = False) -> Problem:
     """The targets, the free parameters' bounds and the objective, with the app curves
-    fitted to the targets first (``calibration.app_bases``)."""
+    fitted to the targets first (``calibration.app_bases``); ``uncalibrated_start``:
+    :meth:`Objective.start_point`."""
     scenario = scenarios.load(config.scenario, where=f"{config.path}: scenario")
     loaded = load_targets(config.data, start=scenario.run["start"], end=scenario.run["end"])
     targets = []
@@ -531,7 +538,8 @@ def build_problem(config: CalibrationConfig) -> Problem:
     run = {"agents": config.agents, "merchant_agents": config.merchant_agents,
            **_run_window(targets, scenario)}
     seeds = np.random.SeedSequence(config.seed).spawn(config.replicates)
-    objective = Objective(base, names, targets, run, seeds)
+    objective = Objective(base, names, targets, run, seeds,
+                          uncalibrated_start=uncalibrated_start)
     return Problem(objective, np.array([config.free[n] for n in names]), loaded, app)
 
 
@@ -751,11 +759,15 @@ def _checkpoint_note(folder: Path, config: CalibrationConfig, identity: str) -> 
 
 def calibrate(config: CalibrationConfig, *, workers: int | None = None,
               dask_address: str | None = None, resume: str | None = None,
-              out: Path | None = None, progress: bool = True) -> CalibrationResult:
-    """Run a calibration and write ``<out>/calibration/<id>/``; return what it found."""
+              out: Path | None = None, progress: bool = True,
+              uncalibrated_start: bool = False) -> CalibrationResult:
+    """Run a calibration and write ``<out>/calibration/<id>/``; return what it found.
+    ``uncalibrated_start``: the first wave holds the hand-set defaults, not the
+    adopted calibration's values (:meth:`Objective.start_point`; the backtest)."""
     parent = (out or RESULTS_DIR) / "calibration"
     started = dt.datetime.now(dt.timezone.utc)
-    problem = build_problem(config)  # every refusal comes before anything is written
+    # every refusal comes before anything is written
+    problem = build_problem(config, uncalibrated_start)
     identity = config.identity()
     if resume is not None:
         if not resume.strip():

@@ -501,6 +501,9 @@ def _apply_calibration(params: tuple[Param, ...], path=CALIBRATED_FILE) -> tuple
     return tuple(by_name[p.name] for p in params)
 
 
+#: The defaults as set by hand, before any adopted calibration: where a fit must not
+#: start from values fitted to figures it is meant not to know (the backtest).
+UNCALIBRATED = {p.name: p.default for p in PARAMS}
 PARAMS = _apply_calibration(PARAMS)
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 

@@ -124,8 +124,10 @@ def test_the_calibration_is_fitted_to_the_known_figures_only(tmp_path, figures, 
 
     seen = {}
 
-    def fake(config, *, workers=None, dask_address=None, resume=None, out=None, progress=True):
+    def fake(config, *, workers=None, dask_address=None, resume=None, out=None, progress=True,
+             uncalibrated_start=False):
         seen["data"] = config.data
+        seen["uncalibrated_start"] = uncalibrated_start
         seen["rows"] = list(csv.DictReader(config.data.open()))
         folder = _calibration_folder(out / "calibration" / "20260101T000000Z")
         return CalibrationResult(folder, {"users.discovery_weekly_wechat": 0.12}, 0.1,
@@ -137,6 +139,8 @@ def test_the_calibration_is_fitted_to_the_known_figures_only(tmp_path, figures, 
     assert seen["data"].parent.name.endswith(".partial")
     assert all(parse_date(r["date"]) <= parse_date("2018-12-31") for r in seen["rows"])
     assert len(seen["rows"]) == 6
+    # nor does it start from the adopted calibration, which has seen the later figures
+    assert seen["uncalibrated_start"]
     info = json.loads((result.path / "manifest.json").read_text())
     assert not info["calibration"]["reused"]
     assert info["calibration"]["folder"] == "calibration/20260101T000000Z"

@@ -116,6 +116,24 @@ def test_bad_calibration_files_are_refused(tmp_path, free, settings, message):
         cal.load_config(path)
 
 
+def test_an_uncalibrated_start_ignores_the_adopted_calibration():
+    """A recalibration's first wave holds the adopted values; a backtest's the hand-set
+    defaults, which have not seen the figures it forecasts."""
+    from model.params import UNCALIBRATED, resolve
+
+    config = cal.load_config()
+    adopted = cal.build_problem(config)
+    clean = cal.build_problem(config, uncalibrated_start=True)
+    names, bounds = adopted.names, adopted.bounds
+    here = adopted.objective.start_point(bounds)
+    there = clean.objective.start_point(bounds)
+    expect = [min(max(UNCALIBRATED[n], lo), hi) for n, (lo, hi) in zip(names, bounds)]
+    assert there == pytest.approx(expect)
+    assert here == pytest.approx([min(max(resolve({})[n], lo), hi)
+                                  for n, (lo, hi) in zip(names, bounds)])
+    assert not np.allclose(here, there)  # the shipped calibration moved them
+
+
 def test_shipped_configuration_loads_and_names_real_parameters():
     config = cal.load_config()
     assert config.data.is_file() and len(config.free) >= 10
