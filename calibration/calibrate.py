@@ -31,9 +31,9 @@ The pipeline, in the order it runs:
    :math:`\sqrt{w_k / \sum w}\, r_k` (``scipy.optimize.least_squares``, trust-region
    reflective within the bounds, the search's seeds at every point, a
    forward-difference Jacobian of step :data:`POLISH_STEP` at each accepted step, its
-   points run in parallel). The draws
-   say where the data leave the parameters; the polish finds the single point that
-   fits them best, which a few dozen draws of a 30-dimensional posterior seldom hold.
+   points run in parallel). The draws say where the data leave the parameters; the
+   polish looks near the best of them for a point that fits better (a local optimum),
+   which a few dozen draws of a 30-dimensional posterior seldom hold.
    A polished point with a lower loss is the best point and joins the ensemble as one
    draw; ``polish = 0`` leaves the best point as chosen.
 6. **Checks by simulation**, not by the emulator: ``check_draws`` draws of the ensemble,
