@@ -33,8 +33,8 @@ them as certain, where an exact figure carries its measurement error, so the cur
 held :data:`BOUND_CLEARANCE` above every one (the least-squares fit, then, if it
 falls below a bound, the same sum of squares minimised under the bounds by
 ``scipy.optimize.minimize``'s SLSQP; where the bounds cannot all be met, the fit
-counting only shortfalls). Every
-app row stays a target, and the fit table shows how the curves meet it.
+counting only shortfalls). Every app row stays a target, and the fit table shows how
+the curves meet it.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def _fit_curve(years, values, weights, start, low, high, fixed: dict[int, float]
                     options={"maxiter": 500, "ftol": 1e-12})
     if held.success and clearance(held.x).min() >= -1e-9:
         return curve(held.x)
-    return curve(result.x)  # the bounds cannot all be met: the one-sided fit
+    return curve(result.x)  # SLSQP failed (e.g. bounds that cannot all be met): one-sided fit
 
 
 def fit(targets: Sequence[Target], params: Mapping[str, Any] | None = None) -> dict[str, float]:

@@ -72,18 +72,29 @@ def festival_years(dates: list[dt.date]) -> np.ndarray:
     return out
 
 
+def _campaign_steps(first_day: dt.date, days: int, year: int) -> tuple[int, int] | None:
+    """The first and last step, on the weekly grid from ``first_day`` (either may lie
+    outside a run), whose weeks a campaign of ``days`` days ending on ``year``'s New
+    Year's Eve overlaps; None for a year not in the table."""
+    eve = NEW_YEARS_EVE.get(year)
+    if eve is None:
+        return None
+    start = eve - dt.timedelta(days=max(int(days), 1) - 1)
+    return (start - first_day).days // STEP_DAYS, (eve - first_day).days // STEP_DAYS
+
+
 def campaign_years(dates: list[dt.date], days: int) -> np.ndarray:
     """For each step, the year of a campaign of ``days`` days ending on New Year's Eve
     (Alipay's Wufu: "the 11 days from January 25 to New Year's Eve" of 2019) that the
     step's week overlaps, or 0."""
     out = np.zeros(len(dates), dtype=np.int32)
-    days = max(int(days), 1)
-    for i, first in enumerate(dates):
-        last = first + dt.timedelta(days=STEP_DAYS - 1)
-        for year in (first.year, first.year + 1):
-            eve = NEW_YEARS_EVE.get(year)
-            if eve is not None and first <= eve and eve - dt.timedelta(days=days - 1) <= last:
-                out[i] = year
+    if not dates:
+        return out
+    for year in NEW_YEARS_EVE:
+        steps = _campaign_steps(dates[0], days, year)
+        first, last = max(steps[0], 0), min(steps[1], len(dates) - 1)
+        if first <= last:
+            out[first:last + 1] = year
     return out
 
 
@@ -91,11 +102,8 @@ def campaign_weeks(first_day: dt.date, days: int, year: int) -> int:
     """How many weeks of the weekly grid from ``first_day`` the campaign of ``days`` days
     ending on ``year``'s New Year's Eve overlaps: from the calendar, so the same
     however much of the campaign a run holds (0 for a year not in the table)."""
-    eve = NEW_YEARS_EVE.get(year)
-    if eve is None:
-        return 0
-    start = eve - dt.timedelta(days=max(int(days), 1) - 1)
-    return ((eve - first_day).days // STEP_DAYS) - ((start - first_day).days // STEP_DAYS) + 1
+    steps = _campaign_steps(first_day, days, year)
+    return 0 if steps is None else steps[1] - steps[0] + 1
 
 
 def step_of(dates: list[dt.date], day: dt.date) -> int:
